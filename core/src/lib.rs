@@ -1,0 +1,65 @@
+//! Sans-IO client core for Fullstory's batch-import job API.
+//!
+//! # Scope
+//! In: building `http::Request` values for the batch-import calls, parsing `http::Response`
+//! values into typed answers or typed errors, reading `Retry-After`, and deciding when to poll
+//! next ([`Poller`], [`Scheduler`]).
+//! Out: sockets, TLS, clocks, timers, runtimes. Those belong to the caller or to an adapter
+//! crate (`fullstory-batch-hyper` for async on tokio, `fullstory-batch-ureq` for blocking).
+//! Every method whose answer depends on time takes `now` as an argument.
+//!
+//! # One status call
+//! ```
+//! use fullstory_batch::{ApiKey, Config, JobId, JobRef, JobState, Resource};
+//!
+//! let config = Config::new(ApiKey::new("my-api-key")?);
+//! let job = JobRef::new(Resource::Events, JobId::new("abd123=")?);
+//!
+//! let request = config.status_request(&job);
+//! assert_eq!(request.uri(), "https://api.fullstory.com/v2/events/batch/abd123=");
+//! // ... send `request` with any HTTP client, then hand back what came:
+//! let response = http::Response::builder()
+//!     .status(200)
+//!     .body(r#"{"imports":42,"errors":2,"job":{"id":"abd123=","status":"FAILED",
+//!              "created":"2019-04-18T14:36:11.123Z","finished":"2019-04-18T15:36:11.123Z"}}"#)?;
+//! let status = config.parse_status(&response)?;
+//! assert_eq!(status.job.status, JobState::Failed);
+//! assert_eq!((status.imports, status.errors), (42, 2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Panics, errors and unwraps
+//! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed
+//! and property-tested on arbitrary input. Mistakes by the caller (a key that cannot be a
+//! header, an empty job id) are [`ConfigError`]s found when the value is made, never later;
+//! a broken contract by the server is an [`ApiError`]. Each `expect` in the code says why it
+//! cannot fail.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+mod config;
+mod error;
+mod model;
+mod poller;
+mod retry_after;
+mod scheduler;
+mod status;
+mod time_math;
+
+pub use config::{
+    ApiKey, BaseUrl, Config, ConfigError, DEFAULT_BODY_LIMIT, JobId, JobRef, MAX_JOB_ID_LEN,
+    Resource,
+};
+pub use error::{
+    ApiError, EXCERPT_LEN, Error, ErrorBody, ErrorCode, ErrorDetails, ErrorResponse, Malformed,
+    TransportError, TransportKind, is_retryable_status,
+};
+pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
+pub use poller::{Action, Outcome, Policy, Poller, PollerState, Progress, RestoreError};
+pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
+pub use scheduler::{Budget, JobKey, Scheduler, SchedulerAction};
+pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
+
+/// The `http` crate this one speaks, so adapters use the same version.
+pub use http;

@@ -1,0 +1,87 @@
+//! The status call: `GET /v2/{events,users}/batch/{job_id}`.
+
+use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response};
+
+use crate::config::{Config, JobRef};
+use crate::error::{ApiError, Malformed};
+use crate::model::{JobStatusResponse, parse_status_body};
+
+/// `fullstory-batch/<version>`, sent as `User-Agent`.
+pub const USER_AGENT_VALUE: &str = concat!("fullstory-batch/", env!("CARGO_PKG_VERSION"));
+
+/// The `Integration-Source` header's name.
+pub const INTEGRATION_SOURCE: &str = "integration-source";
+
+impl Config {
+    /// Builds the status request for `job`.
+    ///
+    /// ```
+    /// use fullstory_batch::{ApiKey, Config, JobId, JobRef, Resource};
+    /// let config = Config::new(ApiKey::new("my-key")?);
+    /// let job = JobRef::new(Resource::Events, JobId::new("a/b?c")?);
+    /// let request = config.status_request(&job);
+    /// assert_eq!(request.uri(), "https://api.fullstory.com/v2/events/batch/a%2Fb%3Fc");
+    /// # Ok::<(), fullstory_batch::ConfigError>(())
+    /// ```
+    pub fn status_request(&self, job: &JobRef) -> Request<Vec<u8>> {
+        let path = format!(
+            "/v2/{}/batch/{}",
+            job.resource.as_str(),
+            job.id.path_segment()
+        );
+        self.request(Method::GET, &path, Vec::new())
+    }
+
+    /// Parses the answer to [`Config::status_request`].
+    ///
+    /// # Errors
+    /// An [`ApiError`] for an error status, a body over the limit, or a success whose body is
+    /// not a job status.
+    pub fn parse_status<B: AsRef<[u8]>>(
+        &self,
+        response: &Response<B>,
+    ) -> Result<JobStatusResponse, ApiError> {
+        let body = self.success_body(response)?;
+        let status = response.status();
+        match parse_status_body(body) {
+            Ok(Ok(parsed)) => Ok(parsed),
+            Ok(Err(field)) => Err(ApiError::Malformed(Malformed::field(status, body, field))),
+            Err(json) => Err(ApiError::Malformed(Malformed::json(status, body, json))),
+        }
+    }
+
+    /// A request to `path` below the base URL with the headers every call carries.
+    pub(crate) fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Request<Vec<u8>> {
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = self.base_url.join(path);
+        let headers = request.headers_mut();
+        headers.insert(AUTHORIZATION, self.api_key.header_value().clone());
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(source) = &self.integration_source {
+            headers.insert(INTEGRATION_SOURCE, source.clone());
+        }
+        request
+    }
+
+    /// The body of a 2xx response within the limit, or the error the response stands for.
+    pub(crate) fn success_body<'b, B: AsRef<[u8]>>(
+        &self,
+        response: &'b Response<B>,
+    ) -> Result<&'b [u8], ApiError> {
+        let status = response.status();
+        let body = response.body().as_ref();
+        if body.len() > self.body_limit {
+            return Err(ApiError::BodyTooLarge {
+                status,
+                limit: self.body_limit,
+            });
+        }
+        if !status.is_success() {
+            return Err(ApiError::from_status(status, response.headers(), body));
+        }
+        Ok(body)
+    }
+}

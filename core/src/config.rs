@@ -58,6 +58,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `text` as a header value if it is printable ASCII and spaces only. `http` would also take
+/// tabs and bytes above 127, which no key or name needs and some servers mangle.
+pub(crate) fn header_text(text: &str) -> Option<HeaderValue> {
+    let printable = text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    printable
+        .then(|| HeaderValue::from_str(text).ok())
+        .flatten()
+}
+
 /// The secret API key, held as the ready `Authorization` header value.
 ///
 /// Its `Debug` and `Display` never show the key, and the header value is marked sensitive so
@@ -80,15 +89,11 @@ impl ApiKey {
             return Err(ConfigError::EmptyApiKey);
         }
         let value = if key.contains(' ') {
-            HeaderValue::from_str(key)
+            header_text(key)
         } else {
-            HeaderValue::from_str(&format!("Basic {key}"))
+            header_text(&format!("Basic {key}"))
         };
-        let mut value = value.map_err(|_| ConfigError::InvalidApiKey)?;
-        // A tab is legal in a header value but never in a key; refuse it with the other controls.
-        if value.as_bytes().iter().any(u8::is_ascii_control) {
-            return Err(ConfigError::InvalidApiKey);
-        }
+        let mut value = value.ok_or(ConfigError::InvalidApiKey)?;
         value.set_sensitive(true);
         Ok(Self(value))
     }
@@ -377,10 +382,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError::InvalidIntegrationSource`] when `source` cannot be a header value.
     pub fn with_integration_source(mut self, source: &str) -> Result<Self, ConfigError> {
-        let value = HeaderValue::from_str(source)
-            .ok()
-            .filter(|v| !v.as_bytes().iter().any(u8::is_ascii_control))
-            .ok_or(ConfigError::InvalidIntegrationSource)?;
+        let value = header_text(source).ok_or(ConfigError::InvalidIntegrationSource)?;
         self.integration_source = Some(value);
         Ok(self)
     }

@@ -1,1 +1,174 @@
-fn main() {}
+//! `cargo bench -p fullstory-batch`: the parser against plain serde_json, request building,
+//! one poller decision, and 10,000 jobs through a simulated hour.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group};
+use fullstory_batch::http::Response;
+use fullstory_batch::{
+    Action, ApiKey, Budget, Config, JobId, JobRef, Policy, Poller, PollerState, Resource,
+    Scheduler, SchedulerAction,
+};
+use serde::Deserialize;
+
+/// The reference page's example response.
+const EXAMPLE: &[u8] = br#"{
+"imports": 42,
+"errors": 2,
+"job": {
+"id": "abd123=",
+"status": "FAILED",
+"created": "2019-04-18T14:36:11.123Z",
+"finished": "2019-04-18T15:36:11.123Z"
+}
+}"#;
+
+/// The baseline: the same fields, as plain `String`s and numbers.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PlainStatus {
+    imports: u64,
+    errors: u64,
+    job: PlainJob,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PlainJob {
+    id: String,
+    status: String,
+    created: String,
+    finished: String,
+}
+
+fn config() -> Config {
+    Config::new(ApiKey::new("bench-key").unwrap())
+}
+
+fn job(i: usize) -> JobRef {
+    JobRef::new(Resource::Events, JobId::new(format!("job-{i}")).unwrap())
+}
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn parse(c: &mut Criterion) {
+    let config = config();
+    let response = Response::new(EXAMPLE);
+    let mut group = c.benchmark_group("parse_status");
+    group.bench_function("baseline_serde_json_strings", |b| {
+        b.iter(|| serde_json::from_slice::<PlainStatus>(black_box(EXAMPLE)).unwrap())
+    });
+    group.bench_function("fullstory_batch", |b| {
+        b.iter(|| config.parse_status(black_box(&response)).unwrap())
+    });
+    group.finish();
+}
+
+fn build(c: &mut Criterion) {
+    let config = config().with_integration_source("bench").unwrap();
+    let job = job(1);
+    c.bench_function("status_request", |b| {
+        b.iter(|| config.status_request(black_box(&job)))
+    });
+}
+
+fn decision(c: &mut Criterion) {
+    let config = config();
+    let running = config.parse_status(&Response::new(
+        &br#"{"job":{"id":"job-1","status":"PROCESSING"}}"#[..],
+    ));
+    let running = running.unwrap();
+    c.bench_function("poller_decision", |b| {
+        let mut poller = Poller::new(job(1), Policy::default(), t0(), 1);
+        let mut now = t0();
+        b.iter(|| {
+            // One poll that sends, one answer, one poll that says when to wake.
+            if let Action::Send { .. } = poller.poll(now) {
+                poller.handle_response(Ok(running.clone()), now);
+            }
+            if let Action::Wait(t) = poller.poll(now) {
+                now = t;
+            }
+        })
+    });
+    let mut scheduler = Scheduler::new(Policy::default(), 1);
+    for i in 0..10_000 {
+        let _ = scheduler.add(job(i), t0());
+    }
+    c.bench_function("scheduler_decision_10k_jobs", |b| {
+        let mut now = t0();
+        b.iter(|| match scheduler.poll(now) {
+            SchedulerAction::Send(key) => scheduler.handle_response(key, Ok(running.clone()), now),
+            SchedulerAction::Wait(t) => now = t,
+            _ => {}
+        })
+    });
+}
+
+/// 10,000 jobs, each running for an hour, answered at once: wall time and memory.
+fn simulated_hour() -> (Duration, usize, u64) {
+    let config = config();
+    let hour = t0() + Duration::from_secs(3600);
+    let running = br#"{"imports":1,"job":{"id":"x","status":"PROCESSING"}}"#;
+    let completed = br#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#;
+    let started = Instant::now();
+    let mut scheduler =
+        Scheduler::new(Policy::default(), 1).with_budget(Budget::new(1000.0, 200), t0());
+    for i in 0..10_000 {
+        let _ = scheduler.add(job(i), t0());
+    }
+    let (mut now, mut requests, mut done) = (t0(), 0u64, 0usize);
+    loop {
+        match scheduler.poll(now) {
+            SchedulerAction::Send(key) => {
+                requests += 1;
+                let body: &[u8] = if now >= hour { completed } else { running };
+                scheduler.handle_response(key, config.parse_status(&Response::new(body)), now);
+            }
+            SchedulerAction::Wait(t) => now = t,
+            SchedulerAction::Done(..) => done += 1,
+            SchedulerAction::Idle => break,
+        }
+    }
+    assert_eq!(done, 10_000);
+    (started.elapsed(), done, requests)
+}
+
+fn kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn sizes_and_hour() {
+    println!("size_of::<Poller>() = {} bytes", size_of::<Poller>());
+    println!(
+        "size_of::<PollerState>() = {} bytes",
+        size_of::<PollerState>()
+    );
+    let before = kib("VmRSS:");
+    let (wall, jobs, requests) = simulated_hour();
+    let peak = kib("VmHWM:");
+    println!("simulated hour: {jobs} jobs, {requests} requests, wall {wall:.2?}");
+    if let (Some(before), Some(peak)) = (before, peak) {
+        println!("simulated hour: peak RSS {peak} KiB (process was {before} KiB before the run)");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3));
+    targets = parse, build, decision
+}
+
+fn main() {
+    // First, so the process's peak RSS is the simulation's, not criterion's.
+    if std::env::args().all(|a| a != "--list") {
+        sizes_and_hour();
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -28,6 +28,58 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Waiting for a job
+//! A [`Poller`] decides; its driver acts. The loop, in every runtime:
+//! 1. `poller.poll(now)` returns an [`Action`].
+//! 2. [`Action::Send`]: send `config.status_request(poller.job())`, then feed back
+//!    `config.parse_status(&response)` with [`Poller::handle_response`], or the failure to get
+//!    a response with [`Poller::handle_transport_error`]. Go to 1.
+//! 3. [`Action::Wait`]: sleep until that instant, then go to 1.
+//! 4. [`Action::Done`]: the [`Outcome`] says how it ended.
+//!
+//! ```text
+//!            ┌──────── Wait(t) ◄──────┐
+//!            ▼                        │ running, retryable error
+//!   new ──► Due ── Send ──► InFlight ─┤
+//!                                     │ terminal status, gave up, deadline
+//!                                     └──────► Done(Outcome)
+//! ```
+//!
+//! Here with canned answers and a fake clock that jumps to each wake-up:
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use fullstory_batch::{Action, ApiKey, Config, JobId, JobRef, Outcome, Policy, Poller, Resource};
+//!
+//! let config = Config::new(ApiKey::new("my-api-key")?);
+//! let job = JobRef::new(Resource::Events, JobId::new("abd123=")?);
+//! let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let mut poller = Poller::new(job, Policy::default().with_timeout(Duration::from_secs(600)), now, 42);
+//! let mut answers = vec![
+//!     (200, r#"{"job":{"id":"abd123=","status":"PROCESSING"}}"#),
+//!     (503, r#"{"message":"try later","code":"server_error"}"#),
+//!     (200, r#"{"imports":1000,"job":{"id":"abd123=","status":"COMPLETED"}}"#),
+//! ]
+//! .into_iter();
+//! let outcome = loop {
+//!     match poller.poll(now) {
+//!         Action::Send { .. } => {
+//!             let _request = config.status_request(poller.job()); // send it with any client
+//!             let (status, body) = answers.next().expect("the poller stops at COMPLETED");
+//!             let response = http::Response::builder().status(status).body(body)?;
+//!             poller.handle_response(config.parse_status(&response), now);
+//!         }
+//!         Action::Wait(until) => now = until, // a real driver sleeps here
+//!         Action::AwaitResponse => unreachable!("this driver answers every request at once"),
+//!         Action::Done(outcome) => break outcome,
+//!     }
+//! };
+//! assert!(matches!(outcome, Outcome::Completed(ref s) if s.imports == 1000));
+//! assert_eq!(poller.progress().attempts, 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A [`Scheduler`] runs the same loop for many jobs under one request budget.
+//!
 //! # Panics, errors and unwraps
 //! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed
 //! and property-tested on arbitrary input. Mistakes by the caller (a key that cannot be a

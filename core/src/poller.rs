@@ -1,6 +1,7 @@
 //! Waiting for one job: when to ask again, when to give up.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -153,7 +154,8 @@ enum Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PollerState {
     job: JobRef,
-    policy: Policy,
+    /// Shared: a scheduler's thousands of pollers hold one policy.
+    policy: Arc<Policy>,
     deadline: Option<SystemTime>,
     rng: Rng,
     attempts: u32,
@@ -162,7 +164,8 @@ pub struct PollerState {
     /// No request before this instant: the latest `Retry-After`.
     not_before: SystemTime,
     phase: Phase,
-    last_status: Option<JobStatusResponse>,
+    /// Boxed, like the outcome, to keep a waiting poller small.
+    last_status: Option<Box<JobStatusResponse>>,
 }
 
 /// A restored state that cannot be used.
@@ -222,13 +225,14 @@ pub struct Progress<'a> {
 #[derive(Debug, Clone)]
 pub struct Poller {
     state: PollerState,
-    outcome: Option<Outcome>,
+    outcome: Option<Box<Outcome>>,
 }
 
 impl Poller {
     /// A poller for `job` that sends its first request at once. `seed` drives the jitter:
     /// the same seed and the same inputs give the same schedule.
-    pub fn new(job: JobRef, policy: Policy, now: SystemTime, seed: u64) -> Self {
+    pub fn new(job: JobRef, policy: impl Into<Arc<Policy>>, now: SystemTime, seed: u64) -> Self {
+        let policy = policy.into();
         let deadline = policy.timeout.map(|t| later(now, t));
         let interval = policy.initial_interval;
         Self {
@@ -289,7 +293,7 @@ impl Poller {
     /// What a driver can show while the job runs.
     pub fn progress(&self) -> Progress<'_> {
         Progress {
-            last_status: self.state.last_status.as_ref(),
+            last_status: self.state.last_status.as_deref(),
             attempts: self.state.attempts,
             errors_in_row: self.state.errors_in_row,
             next_poll: self.next_due(),
@@ -312,13 +316,13 @@ impl Poller {
 
     /// How waiting ended, once it has.
     pub fn outcome(&self) -> Option<&Outcome> {
-        self.outcome.as_ref()
+        self.outcome.as_deref()
     }
 
     /// The next thing to do at `now`.
     pub fn poll(&mut self, now: SystemTime) -> Action {
         if let Some(outcome) = &self.outcome {
-            return Action::Done(outcome.clone());
+            return Action::Done(Outcome::clone(outcome));
         }
         match self.state.phase {
             // Unreachable: `finish` sets the outcome with this phase; answer as if waiting.
@@ -386,7 +390,7 @@ impl Poller {
             };
             return self.finish(done);
         }
-        self.state.last_status = Some(status);
+        self.state.last_status = Some(Box::new(status));
         let s = &mut self.state;
         let wait = s.rng.shorten(s.interval, s.policy.poll_jitter);
         s.interval = s.policy.next_interval(s.interval);
@@ -426,12 +430,23 @@ impl Poller {
     }
 
     fn finish_deadline(&mut self) {
-        let last_status = self.state.last_status.take();
+        let last_status = self.state.last_status.take().map(|s| *s);
         self.finish(Outcome::DeadlineExceeded { last_status });
     }
 
     fn finish(&mut self, outcome: Outcome) {
         self.state.phase = Phase::Done;
-        self.outcome = Some(outcome);
+        self.outcome = Some(Box::new(outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-job state stays small: thousands of jobs wait at once.
+    #[test]
+    fn a_waiting_poller_is_small() {
+        assert!(size_of::<Poller>() <= 256, "{} bytes", size_of::<Poller>());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobRef;
@@ -115,7 +116,7 @@ struct Slot {
 /// 3. On `Wait(t)`, sleep until `t` or until an answer arrives, whichever is first.
 #[derive(Debug)]
 pub struct Scheduler {
-    policy: Policy,
+    policy: Arc<Policy>,
     seed: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -131,7 +132,7 @@ impl Scheduler {
     /// jitter of every job it adds.
     pub fn new(policy: Policy, seed: u64) -> Self {
         Self {
-            policy,
+            policy: Arc::new(policy),
             seed,
             slots: Vec::new(),
             free: Vec::new(),

@@ -1,0 +1,25 @@
+#![no_main]
+//! The status parser on an arbitrary status, headers and body.
+
+use fullstory_batch::{ApiKey, Config};
+use libfuzzer_sys::fuzz_target;
+
+mod input;
+
+fuzz_target!(|data: &[u8]| {
+    let config = Config::new(ApiKey::new("fuzz-key").expect("a valid key"));
+    let Some(response) = input::response(data) else { return };
+    match config.parse_status(&response) {
+        Ok(status) => {
+            // What parses must serialise, and read back to the same value.
+            let json = serde_json::to_string(&status).expect("a parsed status serialises");
+            let again: fullstory_batch::JobStatusResponse = serde_json::from_str(&json).expect("and reads back");
+            assert_eq!(again, status);
+        }
+        Err(e) => {
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("fuzz-key"));
+            let _ = (e.is_retryable(), e.retry_after(), e.kind());
+        }
+    }
+});

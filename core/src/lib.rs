@@ -93,6 +93,7 @@
 mod config;
 mod error;
 mod model;
+mod pacer;
 mod poller;
 mod retry_after;
 mod scheduler;

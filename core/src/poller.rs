@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::JobRef;
 use crate::error::{ApiError, Error, TransportError};
 use crate::model::JobStatusResponse;
+use crate::pacer::{Pacer, Step, Stop};
 use crate::retry_after::DEFAULT_RETRY_AFTER_MAX;
-use crate::time_math::{Rng, later, scale};
+use crate::time_math::{later, scale};
 
 /// How a [`Poller`] paces itself. Every field is public; [`Policy::default`] explains each
 /// choice.
@@ -71,14 +72,14 @@ impl Policy {
     }
 
     /// The wait before retry number `n` (1-based) after errors, before jitter.
-    fn error_wait(&self, n: u32) -> Duration {
+    pub(crate) fn error_wait(&self, n: u32) -> Duration {
         let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
         self.error_backoff
             .saturating_mul(factor)
             .min(self.max_error_backoff)
     }
 
-    fn next_interval(&self, current: Duration) -> Duration {
+    pub(crate) fn next_interval(&self, current: Duration) -> Duration {
         let multiplier = if self.multiplier >= 1.0 {
             self.multiplier
         } else {
@@ -136,17 +137,6 @@ pub enum Action {
     Done(Outcome),
 }
 
-/// Where the poller is. Saved and restored as part of [`PollerState`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Phase {
-    /// The next request is due at this instant.
-    Due(SystemTime),
-    /// A request went out at this instant and has no answer yet.
-    InFlight(SystemTime),
-    /// Finished.
-    Done,
-}
-
 /// A poller's whole state, for saving (serde) and restoring with [`Poller::restore`].
 ///
 /// Instants are wall-clock times, so a process that restarts resumes with the same
@@ -154,16 +144,8 @@ enum Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PollerState {
     job: JobRef,
-    /// Shared: a scheduler's thousands of pollers hold one policy.
-    policy: Arc<Policy>,
-    deadline: Option<SystemTime>,
-    rng: Rng,
-    attempts: u32,
-    errors_in_row: u32,
+    pacer: Pacer,
     interval: Duration,
-    /// No request before this instant: the latest `Retry-After`.
-    not_before: SystemTime,
-    phase: Phase,
     /// Boxed, like the outcome, to keep a waiting poller small.
     last_status: Option<Box<JobStatusResponse>>,
 }
@@ -234,20 +216,27 @@ impl Poller {
     pub fn new(job: JobRef, policy: impl Into<Arc<Policy>>, now: SystemTime, seed: u64) -> Self {
         let policy = policy.into();
         let deadline = policy.timeout.map(|t| later(now, t));
+        Self::with_deadline(job, policy, now, seed, deadline)
+    }
+
+    /// A poller bound by `deadline` rather than by its policy's timeout, for a wait that is
+    /// one step of a longer workflow.
+    pub(crate) fn with_deadline(
+        job: JobRef,
+        policy: Arc<Policy>,
+        now: SystemTime,
+        seed: u64,
+        deadline: Option<SystemTime>,
+    ) -> Self {
         let interval = policy.initial_interval;
+        let state = PollerState {
+            job,
+            pacer: Pacer::new(policy, now, seed, deadline),
+            interval,
+            last_status: None,
+        };
         Self {
-            state: PollerState {
-                job,
-                policy,
-                deadline,
-                rng: Rng::new(seed),
-                attempts: 0,
-                errors_in_row: 0,
-                interval,
-                not_before: now,
-                phase: Phase::Due(now),
-                last_status: None,
-            },
+            state,
             outcome: None,
         }
     }
@@ -264,10 +253,8 @@ impl Poller {
                 found: state.job,
             });
         }
-        match state.phase {
-            Phase::Done => return Err(RestoreError::Finished),
-            Phase::InFlight(sent) => state.phase = Phase::Due(sent.max(state.not_before)),
-            Phase::Due(_) => {}
+        if !state.pacer.resume() {
+            return Err(RestoreError::Finished);
         }
         Ok(Self {
             state,
@@ -287,26 +274,24 @@ impl Poller {
 
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
-        &self.state.policy
+        self.state.pacer.policy()
     }
 
     /// What a driver can show while the job runs.
     pub fn progress(&self) -> Progress<'_> {
+        let pacer = &self.state.pacer;
         Progress {
             last_status: self.state.last_status.as_deref(),
-            attempts: self.state.attempts,
-            errors_in_row: self.state.errors_in_row,
-            next_poll: self.next_due(),
-            deadline: self.state.deadline,
+            attempts: pacer.attempts(),
+            errors_in_row: pacer.errors_in_row(),
+            next_poll: pacer.next_due(),
+            deadline: pacer.deadline(),
         }
     }
 
     /// When the next request is due, while waiting for it.
     pub fn next_due(&self) -> Option<SystemTime> {
-        match self.state.phase {
-            Phase::Due(at) => Some(at),
-            Phase::InFlight(_) | Phase::Done => None,
-        }
+        self.state.pacer.next_due()
     }
 
     /// `true` once an [`Outcome`] is known.
@@ -324,27 +309,15 @@ impl Poller {
         if let Some(outcome) = &self.outcome {
             return Action::Done(Outcome::clone(outcome));
         }
-        match self.state.phase {
-            // Unreachable: `finish` sets the outcome with this phase; answer as if waiting.
-            Phase::Done => Action::AwaitResponse,
-            Phase::InFlight(_) => match self.state.deadline {
-                Some(deadline) if now >= deadline => {
-                    self.finish_deadline();
-                    self.poll(now)
-                }
-                _ => Action::AwaitResponse,
+        match self.state.pacer.poll(now) {
+            Step::Send => Action::Send {
+                deadline: self.state.pacer.deadline(),
             },
-            Phase::Due(_) if self.past_deadline(now) => {
+            Step::Wait(at) => Action::Wait(at),
+            Step::AwaitResponse => Action::AwaitResponse,
+            Step::DeadlinePassed => {
                 self.finish_deadline();
                 self.poll(now)
-            }
-            Phase::Due(at) if now < at => Action::Wait(at),
-            Phase::Due(_) => {
-                self.state.phase = Phase::InFlight(now);
-                self.state.attempts = self.state.attempts.saturating_add(1);
-                Action::Send {
-                    deadline: self.state.deadline,
-                }
             }
         }
     }
@@ -356,33 +329,25 @@ impl Poller {
         answer: Result<JobStatusResponse, ApiError>,
         now: SystemTime,
     ) {
-        if !matches!(self.state.phase, Phase::InFlight(_)) {
+        if !self.state.pacer.in_flight() {
             return;
         }
         match answer {
             Ok(status) => self.on_status(status, now),
-            Err(e) => {
-                let floor = e
-                    .retry_after()
-                    .map(|r| r.delay(now, self.state.policy.retry_after_max));
-                if e.is_retryable() {
-                    self.on_error(Error::Api(e), floor, now);
-                } else {
-                    self.finish(Outcome::GaveUp(Error::Api(e)));
-                }
-            }
+            Err(e) => self.on_error(Error::Api(e), now),
         }
     }
 
     /// Feeds back that the request got no answer. Ignored when no request is in flight.
     pub fn handle_transport_error(&mut self, error: TransportError, now: SystemTime) {
-        if matches!(self.state.phase, Phase::InFlight(_)) {
-            self.on_error(Error::Transport(error), None, now);
+        if self.state.pacer.in_flight() {
+            self.on_error(Error::Transport(error), now);
         }
     }
 
     fn on_status(&mut self, status: JobStatusResponse, now: SystemTime) {
-        self.state.errors_in_row = 0;
+        let s = &mut self.state;
+        s.pacer.succeeded();
         if status.is_terminal() {
             let done = match status.job.status {
                 crate::JobState::Completed => Outcome::Completed(status),
@@ -390,43 +355,21 @@ impl Poller {
             };
             return self.finish(done);
         }
-        self.state.last_status = Some(Box::new(status));
-        let s = &mut self.state;
-        let wait = s.rng.shorten(s.interval, s.policy.poll_jitter);
-        s.interval = s.policy.next_interval(s.interval);
-        self.schedule(later(now, wait), now);
-    }
-
-    fn on_error(&mut self, failure: Error, retry_after: Option<Duration>, now: SystemTime) {
-        let s = &mut self.state;
-        s.errors_in_row = s.errors_in_row.saturating_add(1);
-        if s.errors_in_row >= s.policy.max_errors_in_row {
-            return self.finish(Outcome::TooManyErrors(failure));
-        }
-        if let Some(floor) = retry_after {
-            s.not_before = s.not_before.max(later(now, floor));
-        }
-        let backoff = s.policy.error_wait(s.errors_in_row);
-        // Equal jitter: half fixed, half random.
-        let wait = s.rng.shorten(backoff, 0.5);
-        self.schedule(later(now, wait), now);
-    }
-
-    /// Sets the next poll at `due`, never before a `Retry-After` and never after the
-    /// deadline; finishes instead when no poll can happen in time.
-    fn schedule(&mut self, due: SystemTime, now: SystemTime) {
-        let due = due.max(self.state.not_before);
-        match self.state.deadline {
-            Some(deadline) if now >= deadline || self.state.not_before > deadline => {
-                self.finish_deadline();
-            }
-            Some(deadline) => self.state.phase = Phase::Due(due.min(deadline)),
-            None => self.state.phase = Phase::Due(due),
+        s.last_status = Some(Box::new(status));
+        let interval = s.interval;
+        s.interval = s.pacer.policy().next_interval(interval);
+        if s.pacer.wait_interval(interval, now).is_err() {
+            self.finish_deadline();
         }
     }
 
-    fn past_deadline(&self, now: SystemTime) -> bool {
-        self.state.deadline.is_some_and(|d| now > d)
+    fn on_error(&mut self, error: Error, now: SystemTime) {
+        match self.state.pacer.failed(error, now) {
+            Ok(()) => {}
+            Err(Stop::GaveUp(e)) => self.finish(Outcome::GaveUp(e)),
+            Err(Stop::TooManyErrors(e)) => self.finish(Outcome::TooManyErrors(e)),
+            Err(Stop::DeadlinePassed) => self.finish_deadline(),
+        }
     }
 
     fn finish_deadline(&mut self) {
@@ -435,7 +378,7 @@ impl Poller {
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        self.state.phase = Phase::Done;
+        self.state.pacer.finish();
         self.outcome = Some(Box::new(outcome));
     }
 }

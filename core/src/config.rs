@@ -28,6 +28,8 @@ pub enum ConfigError {
     InvalidBaseUrl(&'static str),
     /// The base URL is plain `http` and the caller did not ask for plain HTTP.
     InsecureBaseUrl,
+    /// The idempotency key is empty, over 255 bytes, or not printable ASCII without spaces.
+    InvalidIdempotencyKey,
     /// The job id is empty.
     EmptyJobId,
     /// The job id is longer than [`MAX_JOB_ID_LEN`] bytes.
@@ -47,6 +49,9 @@ impl fmt::Display for ConfigError {
             Self::InvalidBaseUrl(why) => write!(f, "invalid base url: {why}"),
             Self::InsecureBaseUrl => f.write_str(
                 "base url is plain http; allow it explicitly to use it (e.g. for loopback tests)",
+            ),
+            Self::InvalidIdempotencyKey => f.write_str(
+                "idempotency key must be 1 to 255 printable ascii characters without spaces",
             ),
             Self::EmptyJobId => f.write_str("job id is empty"),
             Self::JobIdTooLong(len) => {
@@ -259,7 +264,7 @@ impl fmt::Display for BaseUrl {
 
 /// Everything but RFC 3986 `unreserved` characters and `=` is encoded: `=` is legal in a path
 /// segment and ends many base64 ids (`abd123=`), so those stay readable.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

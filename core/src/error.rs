@@ -92,10 +92,12 @@ impl ApiError {
     ///
     /// Yes for 408, 429, 500, 502, 503 and 504. Yes as well for a success status with a
     /// malformed or oversized body: that is most often a transfer cut short or a misbehaving
-    /// proxy, and every request this crate builds is safe to repeat. No for the rest.
+    /// proxy, and every request this crate builds is safe to repeat. No for the rest, and no
+    /// for a body that parsed but broke a rule of the API (a page token that repeats).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Malformed(_) | Self::BodyTooLarge { .. } => true,
+            Self::Malformed(m) => !matches!(m.cause, Cause::Contract(_)),
+            Self::BodyTooLarge { .. } => true,
             _ => is_retryable_status(self.status()),
         }
     }
@@ -319,6 +321,7 @@ enum Cause {
     // Shared so that errors stay `Clone`; serde_json's error is not.
     Json(Arc<serde_json::Error>),
     Field(&'static str, FieldProblem),
+    Contract(&'static str),
 }
 
 impl Malformed {
@@ -338,11 +341,20 @@ impl Malformed {
         }
     }
 
+    /// The body parsed but broke a rule of the API, such as a page token that repeats.
+    pub(crate) fn contract(status: StatusCode, body: &[u8], rule: &'static str) -> Self {
+        Self {
+            status,
+            cause: Cause::Contract(rule),
+            excerpt: excerpt(body),
+        }
+    }
+
     /// The field at fault (`imports`, `job.created`, ...), when one is.
     pub fn field_name(&self) -> Option<&'static str> {
         match self.cause {
             Cause::Field(name, _) => Some(name),
-            Cause::Json(_) => None,
+            Cause::Json(_) | Cause::Contract(_) => None,
         }
     }
 
@@ -362,6 +374,7 @@ impl fmt::Display for Malformed {
         match &self.cause {
             Cause::Json(_) => f.write_str("malformed response body"),
             Cause::Field(name, problem) => write!(f, "malformed response: `{name}`: {problem}"),
+            Cause::Contract(rule) => write!(f, "malformed response: {rule}"),
         }
     }
 }
@@ -371,7 +384,7 @@ impl std::error::Error for Malformed {
         match &self.cause {
             Cause::Json(e) => Some(&**e),
             Cause::Field(_, FieldProblem::BadTimestamp(e)) => Some(e),
-            Cause::Field(..) => None,
+            Cause::Field(..) | Cause::Contract(_) => None,
         }
     }
 }

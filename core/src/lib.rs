@@ -31,11 +31,11 @@
 //! # Waiting for a job
 //! A [`Poller`] decides; its driver acts. The loop, in every runtime:
 //! 1. `poller.poll(now)` returns an [`Action`].
-//! 2. [`Action::Send`]: send `config.status_request(poller.job())`, then feed back
+//! 2. On [`Action::Send`], send `config.status_request(poller.job())`, then feed back
 //!    `config.parse_status(&response)` with [`Poller::handle_response`], or the failure to get
 //!    a response with [`Poller::handle_transport_error`]. Go to 1.
-//! 3. [`Action::Wait`]: sleep until that instant, then go to 1.
-//! 4. [`Action::Done`]: the [`Outcome`] says how it ended.
+//! 3. On [`Action::Wait`], sleep until that instant, then go to 1.
+//! 4. On [`Action::Done`], the [`Outcome`] says how it ended.
 //!
 //! ```text
 //!            ┌──────── Wait(t) ◄──────┐
@@ -90,6 +90,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod batch;
 mod config;
 mod error;
 mod model;
@@ -99,7 +100,12 @@ mod retry_after;
 mod scheduler;
 mod status;
 mod time_math;
+mod workflow;
 
+pub use batch::{
+    BatchItem, EventRequest, FailedItem, IDEMPOTENCY_KEY, IdempotencyKey, MAX_BATCH_ITEMS, Object,
+    Page, PageAnswer, PageKind, SessionId, UserId, UserRequest, ValidationError, validate,
+};
 pub use config::{
     ApiKey, BaseUrl, Config, ConfigError, DEFAULT_BODY_LIMIT, JobId, JobRef, MAX_JOB_ID_LEN,
     Resource,
@@ -113,6 +119,7 @@ pub use poller::{Action, Outcome, Policy, Poller, PollerState, Progress, Restore
 pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
 pub use scheduler::{Budget, JobKey, Scheduler, SchedulerAction};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
+pub use workflow::{ImportOutcome, Stage, Workflow, WorkflowAction};
 
 /// The `http` crate this one speaks, so adapters use the same version.
 pub use http;

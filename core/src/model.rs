@@ -156,10 +156,11 @@ impl WireCount {
     }
 
     fn from_str(s: &str) -> Self {
-        if let Some(rest) = s.strip_prefix('-') {
-            if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-                return Self(Err(CountProblem::Negative));
-            }
+        if let Some(rest) = s.strip_prefix('-')
+            && !rest.is_empty()
+            && rest.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Self(Err(CountProblem::Negative));
         }
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Self(Err(CountProblem::NotNumeric));

@@ -162,11 +162,11 @@ impl Pacer {
         if self.errors_in_row >= self.policy.max_errors_in_row {
             return Err(Stop::TooManyErrors(error));
         }
-        if let Error::Api(e) = &error {
-            if let Some(retry_after) = e.retry_after() {
-                let floor = later(now, retry_after.delay(now, self.policy.retry_after_max));
-                self.not_before = self.not_before.max(floor);
-            }
+        if let Error::Api(e) = &error
+            && let Some(retry_after) = e.retry_after()
+        {
+            let floor = later(now, retry_after.delay(now, self.policy.retry_after_max));
+            self.not_before = self.not_before.max(floor);
         }
         let backoff = self.policy.error_wait(self.errors_in_row);
         // Equal jitter: half fixed, half random.

@@ -278,10 +278,10 @@ impl Scheduler {
 
     /// Asks a due job's poller what to do, within the budget.
     fn start(&mut self, key: JobKey, now: SystemTime) -> Option<SchedulerAction> {
-        if let Some(bucket) = &mut self.bucket {
-            if let Err(next_token) = bucket.take(now) {
-                return Some(SchedulerAction::Wait(next_token));
-            }
+        if let Some(bucket) = &mut self.bucket
+            && let Err(next_token) = bucket.take(now)
+        {
+            return Some(SchedulerAction::Wait(next_token));
         }
         self.due.pop();
         let poller = self

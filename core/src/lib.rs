@@ -96,6 +96,7 @@ mod error;
 mod model;
 mod pacer;
 mod poller;
+mod queue;
 mod retry_after;
 mod scheduler;
 mod status;
@@ -116,6 +117,7 @@ pub use error::{
 };
 pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
 pub use poller::{Action, Outcome, Policy, Poller, PollerState, Progress, RestoreError};
+pub use queue::{DEFAULT_MAX_IN_PROGRESS, ImportQueue, QueueAction};
 pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
 pub use scheduler::{Budget, JobKey, Scheduler, SchedulerAction};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};

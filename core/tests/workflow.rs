@@ -9,6 +9,7 @@ use fullstory_batch::{
     JobId, JobState, Outcome, Page, PageAnswer, Policy, Stage, UserId, UserRequest,
     ValidationError, Workflow, WorkflowAction,
 };
+use fullstory_batch::{ImportQueue, QueueAction};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -563,6 +564,77 @@ fn create_response_parsing() {
         config().parse_create(&Response::new("{}")),
         Err(ApiError::Malformed(_))
     ));
+}
+
+#[test]
+fn a_hundred_and_twenty_thousand_items_make_three_jobs_two_at_a_time() {
+    let mut server = Server::new();
+    server.page_size = 10_000; // about 400 KB a page, under the 1 MiB body limit
+    let items = events(120_000, 0);
+    let mut queue = ImportQueue::new(config(), items, 50_000, Policy::default(), 1)
+        .unwrap()
+        .with_max_in_progress(2);
+    let mut now = t0();
+    let (mut active, mut most_active, mut imported, mut finished) =
+        (0usize, 0usize, 0usize, 0usize);
+    loop {
+        match queue.poll(now) {
+            QueueAction::Send { batch, request } => {
+                now += Duration::from_millis(20);
+                let response = server.handle(&request, now);
+                queue.handle_response(batch, &response, now);
+            }
+            QueueAction::Wait(t) => now = t,
+            QueueAction::AwaitResponse => panic!("every request is answered at once"),
+            QueueAction::Event {
+                event: WorkflowAction::Created(_),
+                ..
+            } => {
+                active += 1;
+                most_active = most_active.max(active);
+            }
+            QueueAction::Event {
+                event: WorkflowAction::Imported(items),
+                ..
+            } => imported += items.len(),
+            QueueAction::Event {
+                event: WorkflowAction::Done(outcome),
+                ..
+            } => {
+                assert!(matches!(outcome, ImportOutcome::Finished(_)), "{outcome:?}");
+                active -= 1;
+                finished += 1;
+            }
+            QueueAction::Event { .. } => {}
+            QueueAction::Done => break,
+        }
+    }
+    assert_eq!(server.jobs.len(), 3);
+    assert_eq!(
+        server
+            .jobs
+            .iter()
+            .map(|(_, items)| items.len())
+            .collect::<Vec<_>>(),
+        [50_000, 50_000, 20_000]
+    );
+    assert_eq!((finished, imported), (3, 120_000));
+    assert_eq!(most_active, 2);
+}
+
+#[test]
+fn queue_validation_counts_from_the_first_item() {
+    let mut items = events(7, 0);
+    items[5].name.clear();
+    let err = ImportQueue::new(config(), items, 3, Policy::default(), 1).unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::Item {
+            index: 5,
+            field: "name",
+            problem: "is required"
+        }
+    );
 }
 
 proptest! {

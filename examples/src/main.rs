@@ -1,0 +1,174 @@
+//! `fsbatch`: check and wait for Fullstory batch-import jobs from the command line.
+//!
+//! Exit codes: 0 the call succeeded (`status`) or the job COMPLETED (`wait`); 1 the job
+//! FAILED; 2 usage or configuration error; 3 an API or transport error that was not
+//! retryable or outlived its retries; 4 the deadline passed.
+
+mod args;
+mod demo;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fullstory_batch::{ApiKey, BaseUrl, Config, JobId, JobRef, Policy, Resource};
+use fullstory_batch_ureq::{Client, ClientOptions, Event};
+
+use crate::args::{Cli, Command, Global, Region};
+use crate::output::{Exit, print_config_error, print_error, print_outcome, print_status};
+use crate::progress::Progress;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match &cli.command {
+        Command::Demo => demo::run(),
+        Command::Status { job_id, json } => status(&cli.global, job_id, *json),
+        Command::Wait {
+            job_id,
+            timeout,
+            interval,
+            max_interval,
+            json,
+        } => {
+            let mut policy = Policy::default().with_timeout(*timeout);
+            policy.initial_interval = interval.unwrap_or(policy.initial_interval);
+            policy.max_interval = max_interval.unwrap_or(policy.max_interval);
+            wait(&cli.global, job_id, policy, *json)
+        }
+    };
+    exit.into()
+}
+
+fn status(global: &Global, job_id: &str, json: bool) -> Exit {
+    let (client, job) = match setup(global, job_id) {
+        Ok(ready) => ready,
+        Err(exit) => return exit,
+    };
+    match client.status(&job) {
+        Ok(status) => {
+            print_status(&status, json);
+            Exit::Ok
+        }
+        Err(e) => {
+            print_error(&e, json);
+            Exit::Api
+        }
+    }
+}
+
+fn wait(global: &Global, job_id: &str, policy: Policy, json: bool) -> Exit {
+    let (client, job) = match setup(global, job_id) {
+        Ok(ready) => ready,
+        Err(exit) => return exit,
+    };
+    let resume = resume_command(global, job_id);
+    // Ctrl-C: say how to pick up again. The job keeps running on the server either way.
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupted; the job goes on. To wait again, run:\n  {resume}");
+        std::process::exit(130);
+    });
+    wait_with_progress(&client, job, policy, json)
+}
+
+/// Waits, showing progress on stderr, then prints the outcome.
+pub(crate) fn wait_with_progress(client: &Client, job: JobRef, policy: Policy, json: bool) -> Exit {
+    let mut progress = Progress::new();
+    for event in client.waiter(job, policy) {
+        match event {
+            Event::Progress(snapshot) => progress.update(&snapshot),
+            Event::Done(outcome) => {
+                progress.finish();
+                return print_outcome(&outcome, json);
+            }
+        }
+    }
+    unreachable!("a waiter ends with Done")
+}
+
+/// The client and job, or the usage error's exit code once it is printed.
+fn setup(global: &Global, job_id: &str) -> Result<(Client, JobRef), Exit> {
+    let key = std::env::var("FULLSTORY_API_KEY").map_err(|_| {
+        eprintln!(
+            "error: set FULLSTORY_API_KEY to your API key (it is never taken as an argument)"
+        );
+        Exit::Usage
+    })?;
+    let key = ApiKey::new(&key).map_err(|e| print_config_error("FULLSTORY_API_KEY", &e))?;
+    let base_url = base_url(global)?;
+    if !base_url.is_https() {
+        eprintln!("warning: {base_url} is plain http: the API key travels unencrypted");
+    }
+    let id = JobId::new(job_id).map_err(|e| print_config_error("JOB_ID", &e))?;
+    let resource = if global.users {
+        Resource::Users
+    } else {
+        Resource::Events
+    };
+    let config = Config::new(key).with_base_url(base_url);
+    let options = ClientOptions::default().with_request_timeout(global.request_timeout);
+    Ok((
+        Client::with_options(config, options),
+        JobRef::new(resource, id),
+    ))
+}
+
+/// `--base-url`, else `--region`, else `FULLSTORY_BASE_URL`, else the US URL.
+fn base_url(global: &Global) -> Result<BaseUrl, Exit> {
+    let from_env = std::env::var("FULLSTORY_BASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    match (&global.base_url, global.region) {
+        (Some(_), Some(_)) => {
+            eprintln!("error: give --base-url or --region, not both");
+            Err(Exit::Usage)
+        }
+        (None, Some(Region::Us)) => Ok(BaseUrl::us()),
+        (None, Some(Region::Eu)) => Ok(BaseUrl::eu()),
+        (Some(url), None) => parse_url(url, "--base-url"),
+        (None, None) => from_env.map_or(Ok(BaseUrl::us()), |url| {
+            parse_url(&url, "FULLSTORY_BASE_URL")
+        }),
+    }
+}
+
+fn parse_url(url: &str, what: &str) -> Result<BaseUrl, Exit> {
+    BaseUrl::parse_allow_http(url).map_err(|e| print_config_error(what, &e))
+}
+
+/// The command that waits for the same job again.
+fn resume_command(global: &Global, job_id: &str) -> String {
+    let mut words = vec!["fsbatch".to_owned()];
+    if let Some(url) = &global.base_url {
+        words.push(format!("--base-url {}", shell_quote(url)));
+    }
+    if let Some(region) = global.region {
+        words.push(format!(
+            "--region {}",
+            if region == Region::Eu { "eu" } else { "us" }
+        ));
+    }
+    if global.users {
+        words.push("--users".to_owned());
+    }
+    if global.request_timeout != Duration::from_secs(30) {
+        words.push(format!(
+            "--request-timeout {}",
+            humantime::format_duration(global.request_timeout)
+        ));
+    }
+    words.push(format!("wait {}", shell_quote(job_id)));
+    words.join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = word
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_=./:@%+".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,270 @@
+//! `fsbatch` run as a process against the fake server: exit codes, `--json` shapes, and the
+//! key never printed.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use fullstory_batch_fake::{FakeServer, Resource};
+use serde_json::{Value, json};
+
+const KEY: &str = "MARKER-key-5f3a9c";
+
+fn fake(processing: Duration) -> FakeServer {
+    FakeServer::builder()
+        .key(KEY)
+        .processing_time(processing)
+        .start_blocking()
+        .unwrap()
+}
+
+fn job(fake: &FakeServer, resource: Resource, bad: usize) -> String {
+    let items = (0..10)
+        .map(|i| match resource {
+            Resource::Events => {
+                json!({"name": if i < bad { format!("bad-{i}") } else { format!("e{i}") }})
+            }
+            Resource::Users => {
+                json!({"uid": if i < bad { format!("bad-{i}") } else { format!("u{i}") }})
+            }
+        })
+        .collect();
+    fake.insert_job(resource, items)
+}
+
+fn fsbatch(fake: &FakeServer, key: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fsbatch"));
+    command
+        .args(args)
+        .env("FULLSTORY_BASE_URL", fake.base_url())
+        .env_remove("FULLSTORY_API_KEY");
+    if let Some(key) = key {
+        command.env("FULLSTORY_API_KEY", key);
+    }
+    let output = command.output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains("MARKER-key"), "the key was printed: {all}");
+    output
+}
+
+fn stdout_json(output: &Output) -> Value {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text:?}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn status_json_is_the_api_shape() {
+    let fake = fake(Duration::ZERO);
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(&fake, Some(KEY), &["status", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["job"]["id"], id.as_str());
+    assert_eq!(v["job"]["status"], "COMPLETED");
+    assert_eq!(
+        (v["imports"].as_u64(), v["errors"].as_u64()),
+        (Some(10), Some(0))
+    );
+    assert!(v["job"]["created"].is_string() && v["job"]["finished"].is_string());
+}
+
+#[test]
+fn status_of_a_failed_job_succeeds_and_prints_for_people() {
+    let fake = fake(Duration::ZERO);
+    let id = job(&fake, Resource::Events, 3);
+    let out = fsbatch(&fake, Some(KEY), &["status", &id]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAILED") && text.contains("imports  7") && text.contains("errors   3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_of_a_running_job_leaves_finished_out() {
+    let fake = fake(Duration::from_secs(600));
+    let id = job(&fake, Resource::Events, 0);
+    let v = stdout_json(&fsbatch(&fake, Some(KEY), &["status", &id, "--json"]));
+    assert_eq!(v["job"]["status"], "PROCESSING");
+    assert!(v["job"].get("finished").is_none());
+}
+
+#[test]
+fn wait_exit_codes_for_completed_and_failed() {
+    let fake = fake(Duration::from_millis(300));
+    let ok = job(&fake, Resource::Events, 0);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["wait", &ok, "--interval", "100ms", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["job"]["status"], "COMPLETED");
+
+    let failed = job(&fake, Resource::Events, 2);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["wait", &failed, "--interval", "100ms", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["errors"], 2);
+}
+
+#[test]
+fn wait_shows_plain_progress_lines_without_a_terminal() {
+    let fake = fake(Duration::from_millis(400));
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(&fake, Some(KEY), &["wait", &id, "--interval", "100ms"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("status ")).collect();
+    assert_eq!(lines.len(), 1, "one line per change, not per poll: {err}");
+    assert!(lines[0].contains("PROCESSING"), "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no terminal control codes: {err:?}"
+    );
+}
+
+#[test]
+fn the_deadline_exits_4() {
+    let fake = fake(Duration::from_secs(3600));
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &[
+            "wait",
+            &id,
+            "--timeout",
+            "700ms",
+            "--interval",
+            "200ms",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["kind"], "deadline_exceeded");
+    assert_eq!(v["error"]["last_status"]["job"]["status"], "PROCESSING");
+}
+
+#[test]
+fn api_errors_exit_3_with_status_code_and_message() {
+    let fake = fake(Duration::ZERO);
+    let out = fsbatch(
+        &fake,
+        Some("MARKER-key-wrong"),
+        &["status", "nope", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["kind"], "unauthorized");
+    assert_eq!(v["error"]["status"], 401);
+    assert_eq!(v["error"]["code"], "unauthorized");
+    assert!(v["error"]["message"].is_string());
+
+    let out = fsbatch(&fake, Some(KEY), &["status", "no-such-job"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains("404") && err.contains("resource_not_found"),
+        "{err}"
+    );
+
+    let out = fsbatch(&fake, Some(KEY), &["wait", "no-such-job", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "404 is not retried");
+    assert_eq!(stdout_json(&out)["error"]["status"], 404);
+}
+
+#[test]
+fn transport_errors_exit_3() {
+    let fake = fake(Duration::ZERO);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["--base-url", &closed, "status", "x", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout_json(&out)["error"]["kind"], "connect");
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2() {
+    let fake = fake(Duration::ZERO);
+    let cases: [(Option<&str>, &[&str]); 7] = [
+        (None, &["status", "x"]),
+        (Some("MARKER-key\nInjected: 1"), &["status", "x"]),
+        (Some(KEY), &["--base-url", "ftp://x", "status", "x"]),
+        (
+            Some(KEY),
+            &[
+                "--base-url",
+                "http://127.0.0.1:1",
+                "--region",
+                "eu",
+                "status",
+                "x",
+            ],
+        ),
+        (Some(KEY), &["status", ""]),
+        (Some(KEY), &["wait", "x", "--timeout", "soon"]),
+        (Some(KEY), &["frobnicate"]),
+    ];
+    for (key, args) in cases {
+        let out = fsbatch(&fake, key, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn users_and_options_after_the_subcommand() {
+    let fake = fake(Duration::ZERO);
+    let id = job(&fake, Resource::Users, 0);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &[
+            "status",
+            &id,
+            "--users",
+            "--request-timeout",
+            "5s",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let last = fake.requests().pop().unwrap();
+    assert!(last.path.starts_with("/v2/users/batch/"), "{}", last.path);
+    assert_eq!(last.header("authorization").unwrap(), "Basic [redacted]");
+}
+
+#[test]
+fn the_demo_finishes_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fsbatch"))
+        .arg("demo")
+        .env_remove("FULLSTORY_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAILED") && text.contains("imports"),
+        "{text}"
+    );
+}

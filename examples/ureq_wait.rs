@@ -1,0 +1,43 @@
+//! Blocking: wait for a job with the ureq adapter, printing each status as it comes.
+//!
+//! `cargo run -p fsbatch --example ureq_wait`
+
+use std::time::Duration;
+
+use fullstory_batch::BaseUrl;
+use fullstory_batch_fake::FakeServer;
+use fullstory_batch_ureq::{
+    ApiKey, Client, Config, Event, JobId, JobRef, Outcome, Policy, Resource,
+};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let fake = FakeServer::builder()
+        .key("my-key")
+        .processing_time(Duration::from_secs(2))
+        .start_blocking()?;
+    let items = (0..100)
+        .map(|i| serde_json::json!({"name": if i % 10 == 0 { "bad" } else { "ok" }}))
+        .collect();
+    let id = fake.insert_job(fullstory_batch_fake::Resource::Events, items);
+
+    let config = Config::new(ApiKey::new("my-key")?)
+        .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
+    let client = Client::new(config);
+    let job = JobRef::new(Resource::Events, JobId::new(id)?);
+    for event in client.waiter(job, Policy::default().with_timeout(Duration::from_secs(60))) {
+        match event {
+            Event::Progress(s) => println!(
+                "attempt {}: {:?}",
+                s.attempts,
+                s.last_status.map(|s| s.job.status)
+            ),
+            Event::Done(Outcome::Completed(s)) => println!("completed: {} imported", s.imports),
+            Event::Done(Outcome::Failed(s)) => println!(
+                "failed in part: {} imported, {} failed",
+                s.imports, s.errors
+            ),
+            Event::Done(other) => println!("stopped: {other:?}"),
+        }
+    }
+    Ok(())
+}

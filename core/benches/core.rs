@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, criterion_group};
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    Action, ApiKey, Budget, Config, JobId, JobRef, Policy, Poller, PollerState, Resource,
+    Action, ApiKey, Budget, Config, EventRequest, JobId, JobRef, Policy, Poller, PollerState, Resource,
     Scheduler, SchedulerAction,
 };
 use serde::Deserialize;
@@ -63,6 +63,38 @@ fn parse(c: &mut Criterion) {
     });
     group.bench_function("fullstory_batch", |b| {
         b.iter(|| config.parse_status(black_box(&response)).unwrap())
+    });
+    group.finish();
+}
+
+/// A page of 1,000 imported events, as the API sends it.
+fn page_body() -> Vec<u8> {
+    let results: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            serde_json::json!({
+                "name": "Support Ticket",
+                "user": {"uid": format!("user-{i}"), "id": format!("{}", 1_000_000 + i)},
+                "session": {"id": format!("{i}:{}", 7 * i)},
+                "timestamp": "2022-03-15T14:23:23Z",
+                "properties": {"id": i, "priority": "Normal", "source": "Email", "title": "Account locked out"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"results": results, "total_records": "1000", "next_page_token": "asd543="}))
+        .unwrap()
+}
+
+fn pages(c: &mut Criterion) {
+    let config = config();
+    let body = page_body();
+    let response = Response::new(body.as_slice());
+    let mut group = c.benchmark_group("parse_page_1000_events");
+    group.throughput(criterion::Throughput::Bytes(body.len() as u64));
+    group.bench_function("baseline_serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
+    });
+    group.bench_function("fullstory_batch", |b| {
+        b.iter(|| config.parse_page::<EventRequest, _>(black_box(&response)).unwrap())
     });
     group.finish();
 }
@@ -161,7 +193,7 @@ fn sizes_and_hour() {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3));
-    targets = parse, build, decision
+    targets = parse, pages, build, decision
 }
 
 fn main() {

@@ -1,0 +1,124 @@
+//! Blocking adapter for [`fullstory_batch`], the sans-IO client of Fullstory's batch-import
+//! job API, on [ureq](https://docs.rs/ureq) 3.
+//!
+//! # Scope
+//! In: sending the core's status request with one shared [`ureq::Agent`], reading the answer
+//! within the body limit, sorting failures into the core's [`TransportKind`]s, and running the
+//! core's documented loops with `std`'s clock and `thread::sleep`: [`Client::wait`] and
+//! [`Client::waiter`] drive a [`Poller`], [`Client::wait_many`] drives a [`Scheduler`].
+//! Out: every decision. Which statuses are errors, what is retried, how long to wait,
+//! `Retry-After`, deadlines and budgets are all the core's; this crate only does what its
+//! `poll` answers say. No async runtime (see `fullstory-batch-hyper` for tokio).
+//!
+//! ```text
+//!  Client::waiter ──> Poller::poll(now) ──Send──> one GET (timeout: min(request, deadline))
+//!                        ^    │                        │ handle_response / handle_transport_error
+//!                        │    ├──Wait(t)──> thread::sleep(t - now)
+//!                        │    └──Done(outcome) ──> Event::Done, end
+//!                        └──────────── Event::Progress(snapshot) <──┘
+//! ```
+//!
+//! # Example
+//! Against the fake server (`fullstory-batch-fake`) on loopback:
+//! ```
+//! use std::time::Duration;
+//! use fullstory_batch_fake::{FakeServer, Resource as FakeResource};
+//! use fullstory_batch_ureq::{
+//!     ApiKey, BaseUrl, Client, ClientOptions, Config, Event, JobId, JobRef, Outcome, Policy,
+//!     Resource,
+//! };
+//!
+//! let fake = FakeServer::builder()
+//!     .key("my-key")
+//!     .processing_time(Duration::from_millis(300))
+//!     .start_blocking()?;
+//! let id = fake.insert_job(FakeResource::Events, vec![serde_json::json!({"name": "signup"})]);
+//!
+//! let config = Config::new(ApiKey::new("my-key")?)
+//!     // Plain HTTP must be asked for: it is only for loopback tests.
+//!     .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
+//! let client = Client::with_options(
+//!     config,
+//!     ClientOptions::default().with_request_timeout(Duration::from_secs(5)),
+//! );
+//! let job = JobRef::new(Resource::Events, JobId::new(id)?);
+//!
+//! // One request, no retry:
+//! let status = client.status(&job)?;
+//! println!("{}: {}", job, status.job.status);
+//!
+//! // Wait until the job ends, watching each poll:
+//! let policy = Policy {
+//!     initial_interval: Duration::from_millis(50),
+//!     ..Policy::default()
+//! }
+//! .with_timeout(Duration::from_secs(10));
+//! for event in client.waiter(job.clone(), policy) {
+//!     match event {
+//!         Event::Progress(p) => println!("attempt {}: still running", p.attempts),
+//!         Event::Done(Outcome::Completed(status)) => {
+//!             assert_eq!(status.imports, 1);
+//!         }
+//!         Event::Done(other) => panic!("unexpected outcome: {other:?}"),
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Options
+//! [`ClientOptions`] (all have defaults):
+//! - `connect_timeout` (10 s): opening a connection, DNS and TLS handshake included.
+//! - `request_timeout` (30 s): one whole request, headers and body. While waiting with a
+//!   deadline ([`Policy::timeout`]) a request is also cut at the deadline, so a blocking wait
+//!   never outlives it by more than a moment.
+//! - `max_idle_connections` (32): connections kept for reuse (in all and per host); also sets
+//!   the worker pool of [`Client::wait_many`] to `min(max_idle_connections, 8)`.
+//! - `root_certificates` (none): roots trusted in addition to Mozilla's, from DER or PEM
+//!   ([`RootCertificate`]), for a TLS proxy or a test server.
+//!
+//! Fixed choices: error statuses are read as responses (their body and `Retry-After` go to
+//! the core); redirects are never followed, so the `Authorization` header cannot reach
+//! another host (a 3xx comes back as [`ApiError::UnexpectedStatus`]); with an `https` base
+//! URL the agent refuses plain HTTP; TLS is rustls on ring; no compression is asked for; a
+//! body is read to at most the core's body limit plus one byte, and one announced as larger
+//! is not read at all ([`TransportKind::BodyTooLarge`]); proxies come from the usual
+//! environment variables (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), as ureq reads them.
+//!
+//! # Errors
+//! Every call returns the core's [`Error`] (re-exported here): [`Error::Api`] when the server
+//! answered (its parsed `ErrorResponse` or a body excerpt inside), [`Error::Transport`] when
+//! it did not, with ureq's own error as `source()`. ureq's errors are sorted into
+//! [`TransportKind`]s: refused connections and unknown hosts are `Connect`, certificate and
+//! handshake failures `Tls`, any timeout `Timeout`, a connection closed before the body was
+//! complete `Reset`, a body over the limit `BodyTooLarge`, the rest `Other`.
+//!
+//! # Tracing
+//! Each request runs in a `fullstory_batch.status` span with the job's `resource`, `job` id
+//! and `attempt`; a debug event gives the HTTP `status` and time taken, a warning the kind of
+//! a transport failure; waits are logged with `wait_ms`. The API key is never recorded.
+//! (ureq's own `log` output at trace level dumps raw request bytes, header included: keep
+//! `ureq_proto` below trace in production.)
+//!
+//! # Panics
+//! A panic is a bug. Nothing a server sends makes this crate panic.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod many;
+mod options;
+mod wait;
+
+pub use client::Client;
+pub use options::{
+    CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
+};
+pub use wait::{Event, Snapshot, Waiter};
+
+/// The core crate, for everything not re-exported below.
+pub use fullstory_batch;
+pub use fullstory_batch::{
+    ApiError, ApiKey, BaseUrl, Budget, Config, Error, JobId, JobRef, JobState, JobStatusResponse,
+    Outcome, Policy, Poller, Resource, Scheduler, TransportError, TransportKind,
+};

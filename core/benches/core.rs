@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, criterion_group};
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    Action, ApiKey, Budget, Config, EventRequest, JobId, JobRef, Policy, Poller, PollerState, Resource,
-    Scheduler, SchedulerAction,
+    Action, ApiKey, Budget, Config, EventRequest, JobId, JobRef, Policy, Poller, PollerState,
+    Resource, Scheduler, SchedulerAction,
 };
 use serde::Deserialize;
 
@@ -94,7 +94,11 @@ fn pages(c: &mut Criterion) {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
     });
     group.bench_function("fullstory_batch", |b| {
-        b.iter(|| config.parse_page::<EventRequest, _>(black_box(&response)).unwrap())
+        b.iter(|| {
+            config
+                .parse_page::<EventRequest, _>(black_box(&response))
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -110,6 +110,7 @@ pub struct Workflow<T> {
     deadline: Option<SystemTime>,
     key: IdempotencyKey,
     include_schema: bool,
+    only: Option<PageKind>,
     resource: crate::config::Resource,
     job: Option<JobMetadata>,
     status: Option<JobStatusResponse>,
@@ -182,6 +183,7 @@ impl<T: BatchItem> Workflow<T> {
             deadline,
             key: key.unwrap_or_else(IdempotencyKey::generate),
             include_schema: false,
+            only: None,
             resource: T::RESOURCE,
             job: None,
             status: None,
@@ -194,6 +196,14 @@ impl<T: BatchItem> Workflow<T> {
     #[must_use]
     pub fn with_schema(mut self) -> Self {
         self.include_schema = true;
+        self
+    }
+
+    /// Reads only this kind of page once the job has ended (say, only the failures of a job
+    /// resumed by id).
+    #[must_use]
+    pub fn with_only(mut self, kind: PageKind) -> Self {
+        self.only = Some(kind);
         self
     }
 
@@ -218,6 +228,12 @@ impl<T: BatchItem> Workflow<T> {
             Phase::Done(ImportOutcome::Stopped { stage, .. }) => *stage,
             Phase::Done(ImportOutcome::Finished(_)) => Stage::Errors,
         }
+    }
+
+    /// The overall deadline, if the policy has a timeout. A request still out then should be
+    /// abandoned and reported as a timeout.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.deadline
     }
 
     /// The job, once created.
@@ -363,7 +379,7 @@ impl<T: BatchItem> Workflow<T> {
                         .push_back(WorkflowAction::Created(status.job.clone()));
                 }
                 self.status = Some(status);
-                self.next_pages(PageKind::Imports, now);
+                self.next_pages(self.only.unwrap_or(PageKind::Imports), now);
             }
             why => {
                 if let (Outcome::DeadlineExceeded { last_status }, Phase::Wait(poller)) =
@@ -467,7 +483,7 @@ impl<T: BatchItem> Workflow<T> {
             .status
             .as_ref()
             .is_some_and(|s| s.job.status == JobState::Failed);
-        if kind == PageKind::Imports && failed {
+        if kind == PageKind::Imports && failed && self.only.is_none() {
             return self.next_pages(PageKind::Errors, now);
         }
         let status = self

@@ -138,15 +138,27 @@ impl Client {
         }
     }
 
-    /// Sends the request and parses the answer: `Ok((status, parsed))` when a whole response
-    /// arrived, `Err` when none did.
+    /// Sends the status request and parses the answer: `Ok((status, parsed))` when a whole
+    /// response arrived, `Err` when none did.
     #[allow(clippy::type_complexity)]
     fn exchange(
         &self,
         job: &JobRef,
         deadline: Option<SystemTime>,
     ) -> Result<(u16, Result<JobStatusResponse, fullstory_batch::ApiError>), TransportError> {
-        let request = self.config.status_request(job);
+        let response = self.fetch(self.config.status_request(job), deadline)?;
+        Ok((
+            response.status().as_u16(),
+            self.config.parse_status(&response),
+        ))
+    }
+
+    /// Sends any request the core built and reads the whole response within the body limit.
+    pub(crate) fn fetch(
+        &self,
+        request: Request<Vec<u8>>,
+        deadline: Option<SystemTime>,
+    ) -> Result<Response<Vec<u8>>, TransportError> {
         let timeout = self.request_timeout(deadline);
         // A request without a body goes with `()`, so ureq sends no body headers on a GET.
         let (parts, body) = request.into_parts();
@@ -175,11 +187,7 @@ impl Client {
             .read_to_vec()
             .map_err(transport_error)?;
         let (parts, _) = response.into_parts();
-        let response = Response::from_parts(parts, body);
-        Ok((
-            response.status().as_u16(),
-            self.config.parse_status(&response),
-        ))
+        Ok(Response::from_parts(parts, body))
     }
 
     /// Runs `request` on the shared agent, with its own overall timeout if given.

@@ -105,11 +105,13 @@
 #![deny(missing_docs)]
 
 mod client;
+mod import;
 mod many;
 mod options;
 mod wait;
 
 pub use client::Client;
+pub use import::{ImportEvent, ImportReport, Importer};
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
@@ -119,6 +121,7 @@ pub use wait::{Event, Snapshot, Waiter};
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Budget, Config, Error, JobId, JobRef, JobState, JobStatusResponse,
-    Outcome, Policy, Poller, Resource, Scheduler, TransportError, TransportKind,
+    ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
+    ImportOutcome, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind, Policy, Poller,
+    Resource, Scheduler, Stage, TransportError, TransportKind, UserRequest, ValidationError,
 };

@@ -1,0 +1,220 @@
+//! The whole import, blocking: create, wait, read every page. The core's [`Workflow`] decides;
+//! this loop sends, sleeps and hands back what happened.
+
+use std::time::{Duration, SystemTime};
+
+use fullstory_batch::{
+    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, JobId, JobMetadata, PageKind, Policy,
+    TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
+};
+
+use crate::client::Client;
+use crate::wait::{Snapshot, random_seed};
+
+/// What an [`Importer`] yields, in order: `Created`, `Progress` while the job runs, pages of
+/// `Imported` then `Failed` items, and `Done` last.
+#[derive(Debug, Clone)]
+#[must_use]
+pub enum ImportEvent<T> {
+    /// The job exists (created now, or found on resume): keep its id to resume later.
+    Created(JobMetadata),
+    /// A status poll was answered (or failed) and the job is still running.
+    Progress(Snapshot),
+    /// A page of imported items.
+    Imported(Vec<T>),
+    /// A page of items that failed, with the server's reasons.
+    Failed(Vec<FailedItem<T>>),
+    /// The import is over; the iterator ends after this.
+    Done(ImportOutcome),
+}
+
+/// Everything an import produced, held at once: see [`Importer`] to stream instead.
+#[derive(Debug, Clone)]
+pub struct ImportReport<T> {
+    /// The job, once created.
+    pub job: Option<JobMetadata>,
+    /// How it ended.
+    pub outcome: ImportOutcome,
+    /// The items imported.
+    pub imported: Vec<T>,
+    /// The items that failed.
+    pub failed: Vec<FailedItem<T>>,
+}
+
+/// An import, one blocking step per [`Iterator::next`]. Pages are handed over as they come,
+/// so millions of results need not be held at once.
+#[derive(Debug)]
+pub struct Importer<'c, T> {
+    client: &'c Client,
+    workflow: Workflow<T>,
+    last_error: Option<fullstory_batch::Error>,
+    finished: bool,
+}
+
+impl<T: BatchItem> Iterator for Importer<'_, T> {
+    type Item = ImportEvent<T>;
+
+    fn next(&mut self) -> Option<ImportEvent<T>> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let now = SystemTime::now();
+            match self.workflow.poll(now) {
+                WorkflowAction::Send(request) => {
+                    let waiting = self.workflow.progress().is_some();
+                    let result = self.client.fetch(request, self.workflow.deadline());
+                    let now = SystemTime::now();
+                    self.last_error = match result {
+                        Ok(response) => {
+                            self.workflow.handle_response(&response, now);
+                            None
+                        }
+                        Err(e) => {
+                            self.workflow.handle_transport_error(e.clone(), now);
+                            Some(fullstory_batch::Error::Transport(e))
+                        }
+                    };
+                    if let (true, Some(snapshot)) = (waiting, self.snapshot()) {
+                        return Some(ImportEvent::Progress(snapshot));
+                    }
+                }
+                WorkflowAction::Wait(until) => {
+                    std::thread::sleep(until.duration_since(now).unwrap_or(Duration::ZERO));
+                }
+                WorkflowAction::AwaitResponse => {
+                    // Cannot happen: every request is answered before the next poll.
+                    self.workflow
+                        .handle_transport_error(TransportError::new(TransportKind::Other), now);
+                }
+                WorkflowAction::Created(job) => return Some(ImportEvent::Created(job)),
+                WorkflowAction::Imported(items) => return Some(ImportEvent::Imported(items)),
+                WorkflowAction::Failed(items) => return Some(ImportEvent::Failed(items)),
+                WorkflowAction::Done(outcome) => {
+                    self.finished = true;
+                    return Some(ImportEvent::Done(outcome));
+                }
+            }
+        }
+    }
+}
+
+impl<T: BatchItem> std::iter::FusedIterator for Importer<'_, T> {}
+
+impl<T: BatchItem> Importer<'_, T> {
+    /// The core's workflow, to read its stage or its idempotency key.
+    pub fn workflow(&self) -> &Workflow<T> {
+        &self.workflow
+    }
+
+    /// Runs to the end, holding every item.
+    pub fn report(self) -> ImportReport<T> {
+        let (mut job, mut outcome) = (None, None);
+        let (mut imported, mut failed) = (Vec::new(), Vec::new());
+        for event in self {
+            match event {
+                ImportEvent::Created(created) => job = Some(created),
+                ImportEvent::Progress(_) => {}
+                ImportEvent::Imported(items) => imported.extend(items),
+                ImportEvent::Failed(items) => failed.extend(items),
+                ImportEvent::Done(done) => outcome = Some(done),
+            }
+        }
+        let outcome = outcome.expect("an importer always ends with Done");
+        ImportReport {
+            job,
+            outcome,
+            imported,
+            failed,
+        }
+    }
+
+    /// While the job runs: where waiting stands, with the last error.
+    fn snapshot(&self) -> Option<Snapshot> {
+        let p = self.workflow.progress()?;
+        Some(Snapshot {
+            last_status: p.last_status.cloned(),
+            last_error: self.last_error.clone(),
+            attempts: p.attempts,
+            errors_in_row: p.errors_in_row,
+            next_poll: p.next_poll,
+            deadline: p.deadline,
+        })
+    }
+}
+
+impl Client {
+    /// Imports `items` (1 to 50,000 events or users): creates the job with an idempotency key
+    /// (yours, or a fresh one kept across retries), waits, and reads every imported item and
+    /// every failure. Blocks until done; see [`Client::importer`] to stream.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the item and field at fault; nothing is sent then.
+    pub fn import<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<ImportReport<T>, ValidationError> {
+        Ok(self.importer(items, key, policy)?.report())
+    }
+
+    /// The same import as [`Client::import`], as an iterator of [`ImportEvent`]s.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the item and field at fault; nothing is sent then.
+    pub fn importer<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<Importer<'_, T>, ValidationError> {
+        let workflow = Workflow::new(
+            self.config.clone(),
+            items,
+            key,
+            policy,
+            SystemTime::now(),
+            random_seed(),
+        )?;
+        Ok(self.drive(workflow))
+    }
+
+    /// Picks up an import whose job exists: waits for it, then reads its pages.
+    pub fn resume_import<T: BatchItem>(&self, id: JobId, policy: Policy) -> Importer<'_, T> {
+        self.drive(Workflow::resume(
+            self.config.clone(),
+            id,
+            policy,
+            SystemTime::now(),
+            random_seed(),
+        ))
+    }
+
+    /// Reads one kind of page of an existing job (waiting for it to end first), streamed.
+    pub fn pages<T: BatchItem>(
+        &self,
+        id: JobId,
+        kind: PageKind,
+        policy: Policy,
+    ) -> Importer<'_, T> {
+        let workflow = Workflow::resume(
+            self.config.clone(),
+            id,
+            policy,
+            SystemTime::now(),
+            random_seed(),
+        );
+        self.drive(workflow.with_only(kind))
+    }
+
+    /// Drives a workflow made elsewhere.
+    pub fn drive<T: BatchItem>(&self, workflow: Workflow<T>) -> Importer<'_, T> {
+        Importer {
+            client: self,
+            workflow,
+            last_error: None,
+            finished: false,
+        }
+    }
+}

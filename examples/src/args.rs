@@ -70,6 +70,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import events (or users with --users) from a file: a JSON array or JSON lines of requests.
+    Import {
+        /// The file; `-` reads standard input.
+        file: std::path::PathBuf,
+        /// Give up after this long.
+        #[arg(long, value_name = "DUR", default_value = "1h", value_parser = duration)]
+        timeout: Duration,
+        /// Print exactly one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a finished job's imported items as JSON lines (waits for the job first).
+    Imports {
+        /// The job id the create call returned.
+        job_id: String,
+    },
+    /// Print a finished job's failed items as JSON lines (waits for the job first).
+    Errors {
+        /// The job id the create call returned.
+        job_id: String,
+    },
     /// Run the whole workflow against a fake server started in this process (no key, no network).
     Demo,
 }

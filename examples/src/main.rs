@@ -6,6 +6,7 @@
 
 mod args;
 mod demo;
+mod import;
 mod output;
 mod progress;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fullstory_batch::{ApiKey, BaseUrl, Config, JobId, JobRef, Policy, Resource};
+use fullstory_batch::{ApiKey, BaseUrl, Config, JobId, JobRef, PageKind, Policy, Resource};
 use fullstory_batch_ureq::{Client, ClientOptions, Event};
 
 use crate::args::{Cli, Command, Global, Region};
@@ -24,6 +25,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Command::Demo => demo::run(),
+        Command::Import {
+            file,
+            timeout,
+            json,
+        } => import::import_file(&cli.global, file, *timeout, *json),
+        Command::Imports { job_id } => import::stream_pages(&cli.global, job_id, PageKind::Imports),
+        Command::Errors { job_id } => import::stream_pages(&cli.global, job_id, PageKind::Errors),
         Command::Status { job_id, json } => status(&cli.global, job_id, *json),
         Command::Wait {
             job_id,
@@ -63,13 +71,16 @@ fn wait(global: &Global, job_id: &str, policy: Policy, json: bool) -> Exit {
         Ok(ready) => ready,
         Err(exit) => return exit,
     };
-    let resume = resume_command(global, job_id);
-    // Ctrl-C: say how to pick up again. The job keeps running on the server either way.
+    on_ctrl_c(resume_command(global, job_id));
+    wait_with_progress(&client, job, policy, json)
+}
+
+/// On Ctrl-C, say how to pick up again: the job keeps running on the server either way.
+pub(crate) fn on_ctrl_c(resume: String) {
     let _ = ctrlc::set_handler(move || {
         eprintln!("\ninterrupted; the job goes on. To wait again, run:\n  {resume}");
         std::process::exit(130);
     });
-    wait_with_progress(&client, job, policy, json)
 }
 
 /// Waits, showing progress on stderr, then prints the outcome.
@@ -89,6 +100,25 @@ pub(crate) fn wait_with_progress(client: &Client, job: JobRef, policy: Policy, j
 
 /// The client and job, or the usage error's exit code once it is printed.
 fn setup(global: &Global, job_id: &str) -> Result<(Client, JobRef), Exit> {
+    let client = client(global)?;
+    let id = job_id_arg(job_id)?;
+    Ok((client, JobRef::new(resource(global), id)))
+}
+
+pub(crate) fn job_id_arg(job_id: &str) -> Result<JobId, Exit> {
+    JobId::new(job_id).map_err(|e| print_config_error("JOB_ID", &e))
+}
+
+pub(crate) fn resource(global: &Global) -> Resource {
+    if global.users {
+        Resource::Users
+    } else {
+        Resource::Events
+    }
+}
+
+/// A client for the configured API, or the usage error's exit code once it is printed.
+pub(crate) fn client(global: &Global) -> Result<Client, Exit> {
     let key = std::env::var("FULLSTORY_API_KEY").map_err(|_| {
         eprintln!(
             "error: set FULLSTORY_API_KEY to your API key (it is never taken as an argument)"
@@ -100,18 +130,9 @@ fn setup(global: &Global, job_id: &str) -> Result<(Client, JobRef), Exit> {
     if !base_url.is_https() {
         eprintln!("warning: {base_url} is plain http: the API key travels unencrypted");
     }
-    let id = JobId::new(job_id).map_err(|e| print_config_error("JOB_ID", &e))?;
-    let resource = if global.users {
-        Resource::Users
-    } else {
-        Resource::Events
-    };
     let config = Config::new(key).with_base_url(base_url);
     let options = ClientOptions::default().with_request_timeout(global.request_timeout);
-    Ok((
-        Client::with_options(config, options),
-        JobRef::new(resource, id),
-    ))
+    Ok(Client::with_options(config, options))
 }
 
 /// `--base-url`, else `--region`, else `FULLSTORY_BASE_URL`, else the US URL.
@@ -138,7 +159,7 @@ fn parse_url(url: &str, what: &str) -> Result<BaseUrl, Exit> {
 }
 
 /// The command that waits for the same job again.
-fn resume_command(global: &Global, job_id: &str) -> String {
+pub(crate) fn resume_command(global: &Global, job_id: &str) -> String {
     let mut words = vec!["fsbatch".to_owned()];
     if let Some(url) = &global.base_url {
         words.push(format!("--base-url {}", shell_quote(url)));

@@ -8,8 +8,8 @@ use fullstory_batch::{ConfigError, Error, JobStatusResponse, Outcome};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-/// The exit codes, part of the interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The exit codes, part of the interface; a later one is a worse end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// The call succeeded (`status`) or the job COMPLETED (`wait`).
     Ok = 0,

@@ -67,6 +67,14 @@ impl Progress {
         }
     }
 
+    /// A plain message, above the live line if there is one.
+    pub fn note(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

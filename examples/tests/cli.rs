@@ -264,7 +264,134 @@ fn the_demo_finishes_and_exits_0() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("FAILED") && text.contains("imports"),
+        text.contains("FAILED") && text.contains("imports  975"),
         "{text}"
     );
+    assert!(
+        text.contains("imported items: 975") && text.contains("failed items: 25"),
+        "{text}"
+    );
+}
+
+fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("fsbatch-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn import_a_json_array_of_events() {
+    let fake = fake(Duration::from_millis(200));
+    let items: Vec<Value> = (0..30)
+        .map(|i| json!({"name": if i < 4 { format!("bad-{i}") } else { format!("e{i}") }}))
+        .collect();
+    let file = temp_file("events.json", &serde_json::to_string(&items).unwrap());
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", file.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a partial failure: {}",
+        stderr(&out)
+    );
+    let v = stdout_json(&out);
+    assert_eq!(
+        (v["imports"].as_u64(), v["errors"].as_u64()),
+        (Some(26), Some(4))
+    );
+    assert_eq!(fake.jobs_created(), 1);
+    let create = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert!(
+        create
+            .header("idempotency-key")
+            .is_some_and(|k| !k.is_empty())
+    );
+}
+
+#[test]
+fn import_json_lines_of_users() {
+    let fake = fake(Duration::from_millis(100));
+    let file = temp_file(
+        "users.jsonl",
+        "{\"uid\":\"u1\",\"email\":\"a@b.c\"}\n\n{\"uid\":\"u2\"}\n",
+    );
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["--users", "import", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path == "/v2/users/batch")
+    );
+}
+
+#[test]
+fn import_refuses_bad_files_before_sending() {
+    let fake = fake(Duration::ZERO);
+    let cases = [
+        ("broken.json", "[{\"name\":"),
+        ("empty-name.jsonl", "{\"name\":\"ok\"}\n{\"name\":\"\"}\n"),
+        ("empty.json", "[]"),
+    ];
+    for (name, content) in cases {
+        let file = temp_file(name, content);
+        let out = fsbatch(&fake, Some(KEY), &["import", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+    }
+    let file = temp_file("empty-name2.jsonl", "{\"name\":\"ok\"}\n{\"name\":\"\"}\n");
+    let err = stderr(&fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", file.to_str().unwrap()],
+    ));
+    assert!(err.contains("item 1") && err.contains("name"), "{err}");
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn imports_and_errors_stream_json_lines() {
+    let fake = FakeServer::builder()
+        .key(KEY)
+        .processing_time(Duration::ZERO)
+        .page_size(3)
+        .start_blocking()
+        .unwrap();
+    let id = job(&fake, Resource::Events, 2);
+    let out = fsbatch(&fake, Some(KEY), &["imports", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["name"].as_str().is_some_and(|n| n.starts_with('e')))
+    );
+
+    let out = fsbatch(&fake, Some(KEY), &["errors", &id]);
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| {
+        l["event"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("bad"))
+            && l["code"].is_string()
+    }));
 }

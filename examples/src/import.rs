@@ -1,0 +1,211 @@
+//! `fsbatch import`, `imports` and `errors`: the whole workflow from the command line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use fullstory_batch::{
+    BatchItem, EventRequest, ImportOutcome, MAX_BATCH_ITEMS, PageKind, Policy, UserRequest,
+    validate,
+};
+use fullstory_batch_ureq::{Client, ImportEvent, Importer};
+
+use crate::args::Global;
+use crate::output::{Exit, print_outcome, print_status};
+use crate::progress::Progress;
+
+pub fn import_file(global: &Global, file: &Path, timeout: Duration, json: bool) -> Exit {
+    if global.users {
+        import_typed::<UserRequest>(global, file, timeout, json)
+    } else {
+        import_typed::<EventRequest>(global, file, timeout, json)
+    }
+}
+
+fn import_typed<T: BatchItem>(global: &Global, file: &Path, timeout: Duration, json: bool) -> Exit {
+    let items: Vec<T> = match read_items(file) {
+        Ok(items) => items,
+        Err(message) => {
+            eprintln!("error: {}: {message}", file.display());
+            return Exit::Usage;
+        }
+    };
+    // Check every batch before the first is sent: an import stops whole, not half-done.
+    for (n, batch) in items.chunks(MAX_BATCH_ITEMS).enumerate() {
+        if let Err(e) = validate(batch) {
+            eprintln!("error: batch {n} (items from {}): {e}", n * MAX_BATCH_ITEMS);
+            return Exit::Usage;
+        }
+    }
+    let Ok(client) = crate::client(global) else {
+        return Exit::Usage;
+    };
+    if items.is_empty() {
+        eprintln!("error: {}: no items", file.display());
+        return Exit::Usage;
+    }
+    import_batches(
+        &client,
+        &items,
+        Policy::default().with_timeout(timeout),
+        json,
+        &mut |_| {},
+    )
+}
+
+/// Imports `items` one batch of at most 50,000 after another, with progress on stderr, and
+/// prints each batch's outcome. `on_event` sees every event (the demo prints items).
+pub fn import_batches<T: BatchItem>(
+    client: &Client,
+    items: &[T],
+    policy: Policy,
+    json: bool,
+    on_event: &mut dyn FnMut(&ImportEvent<T>),
+) -> Exit {
+    let mut worst = Exit::Ok;
+    for batch in items.chunks(MAX_BATCH_ITEMS) {
+        let importer = match client.importer(batch, None, policy.clone()) {
+            Ok(importer) => importer,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        };
+        let exit = run(importer, json, on_event);
+        worst = worst.max(exit);
+        if !matches!(exit, Exit::Ok | Exit::JobFailed) {
+            break;
+        }
+    }
+    worst
+}
+
+fn run<T: BatchItem>(
+    importer: Importer<'_, T>,
+    json: bool,
+    on_event: &mut dyn FnMut(&ImportEvent<T>),
+) -> Exit {
+    let mut progress = Progress::new();
+    let (mut imported, mut failed) = (0usize, 0usize);
+    for event in importer {
+        on_event(&event);
+        match event {
+            ImportEvent::Created(job) => {
+                crate::on_ctrl_c(format!(
+                    "fsbatch wait {} (the job id; the import goes on server-side)",
+                    job.id
+                ));
+                progress.note(&format!("created job {}", job.id));
+            }
+            ImportEvent::Progress(snapshot) => progress.update(&snapshot),
+            ImportEvent::Imported(items) => imported += items.len(),
+            ImportEvent::Failed(items) => failed += items.len(),
+            ImportEvent::Done(outcome) => {
+                progress.finish();
+                if !json {
+                    eprintln!("read {imported} imported and {failed} failed items");
+                }
+                return report(outcome, json);
+            }
+        }
+    }
+    unreachable!("an importer ends with Done")
+}
+
+fn report(outcome: ImportOutcome, json: bool) -> Exit {
+    match outcome {
+        ImportOutcome::Finished(status) => {
+            print_status(&status, json);
+            if status.job.status == fullstory_batch::JobState::Completed {
+                Exit::Ok
+            } else {
+                Exit::JobFailed
+            }
+        }
+        ImportOutcome::Stopped { job, stage, why } => {
+            if let (Some(job), false) = (&job, json) {
+                eprintln!("stopped while in {stage} for job {}", job.id);
+            }
+            print_outcome(&why, json)
+        }
+    }
+}
+
+/// `fsbatch imports|errors JOB_ID`: one JSON line per item, as pages arrive.
+pub fn stream_pages(global: &Global, job_id: &str, kind: PageKind) -> Exit {
+    let (Ok(client), Ok(id)) = (crate::client(global), crate::job_id_arg(job_id)) else {
+        return Exit::Usage;
+    };
+    crate::on_ctrl_c(crate::resume_command(global, job_id).replacen(
+        " wait ",
+        &format!(" {} ", kind.as_str()),
+        1,
+    ));
+    let policy = Policy::default().with_timeout(Duration::from_secs(3600));
+    if global.users {
+        stream(client.pages::<UserRequest>(id, kind, policy))
+    } else {
+        stream(client.pages::<EventRequest>(id, kind, policy))
+    }
+}
+
+fn stream<T: BatchItem>(pages: Importer<'_, T>) -> Exit {
+    let mut out = std::io::stdout().lock();
+    for event in pages {
+        // A closed pipe (`| head`) ends the stream quietly.
+        let written = match &event {
+            ImportEvent::Imported(items) => {
+                items.iter().try_for_each(|item| write_line(&mut out, item))
+            }
+            ImportEvent::Failed(items) => {
+                items.iter().try_for_each(|item| write_line(&mut out, item))
+            }
+            ImportEvent::Done(ImportOutcome::Finished(_)) => return Exit::Ok,
+            ImportEvent::Done(ImportOutcome::Stopped { why, .. }) => {
+                return print_outcome(why, false);
+            }
+            _ => Ok(()),
+        };
+        if written.is_err() {
+            return Exit::Ok;
+        }
+    }
+    Exit::Ok
+}
+
+fn write_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+/// A JSON array, or JSON lines (blank lines skipped), from a file or `-` for stdin.
+fn read_items<T: BatchItem>(file: &Path) -> Result<Vec<T>, String> {
+    let mut reader: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            std::fs::File::open(file).map_err(|e| e.to_string())?,
+        ))
+    };
+    let starts_array = reader
+        .fill_buf()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(&b'[');
+    if starts_array {
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).map_err(|e| e.to_string())?;
+        return serde_json::from_slice(&text)
+            .map_err(|e| format!("not a JSON array of requests: {e}"));
+    }
+    let mut items = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        items.push(serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
+    }
+    Ok(items)
+}

@@ -395,3 +395,36 @@ fn imports_and_errors_stream_json_lines() {
             && l["code"].is_string()
     }));
 }
+
+#[test]
+fn ctrl_c_prints_how_to_resume() {
+    let fake = fake(Duration::from_secs(3600));
+    let id = job(&fake, Resource::Users, 0);
+    let child = Command::new(env!("CARGO_BIN_EXE_fsbatch"))
+        .args(["wait", &id, "--users"])
+        .env("FULLSTORY_BASE_URL", fake.base_url())
+        .env("FULLSTORY_API_KEY", KEY)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has polled once, so the handler is installed.
+    let started = std::time::Instant::now();
+    while fake.requests().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("fsbatch --users wait {id}"))
+            || err.contains(&format!("fsbatch --users wait '{id}'")),
+        "{err}"
+    );
+    assert!(!err.contains(KEY));
+}

@@ -132,14 +132,7 @@ impl<T: BatchItem> Importer<'_, T> {
     /// While the job runs: where waiting stands, with the last error.
     fn snapshot(&self) -> Option<Snapshot> {
         let p = self.workflow.progress()?;
-        Some(Snapshot {
-            last_status: p.last_status.cloned(),
-            last_error: self.last_error.clone(),
-            attempts: p.attempts,
-            errors_in_row: p.errors_in_row,
-            next_poll: p.next_poll,
-            deadline: p.deadline,
-        })
+        Some(Snapshot::new(p, self.last_error.clone()))
     }
 }
 

@@ -40,6 +40,20 @@ pub struct Snapshot {
     pub deadline: Option<SystemTime>,
 }
 
+impl Snapshot {
+    /// The core's progress, owned, with the last error.
+    pub(crate) fn new(p: fullstory_batch::Progress<'_>, last_error: Option<Error>) -> Self {
+        Self {
+            last_status: p.last_status.cloned(),
+            last_error,
+            attempts: p.attempts,
+            errors_in_row: p.errors_in_row,
+            next_poll: p.next_poll,
+            deadline: p.deadline,
+        }
+    }
+}
+
 /// Waits for one job, one blocking step per [`Iterator::next`]: sleeps until the next poll
 /// is due, sends it, and yields [`Event::Progress`]; yields [`Event::Done`] last, then `None`.
 ///
@@ -84,15 +98,7 @@ impl<'c> Waiter<'c> {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let p = self.poller.progress();
-        Snapshot {
-            last_status: p.last_status.cloned(),
-            last_error: self.last_error.clone(),
-            attempts: p.attempts,
-            errors_in_row: p.errors_in_row,
-            next_poll: p.next_poll,
-            deadline: p.deadline,
-        }
+        Snapshot::new(self.poller.progress(), self.last_error.clone())
     }
 
     /// Sends the request the poller asked for and feeds back what happened.

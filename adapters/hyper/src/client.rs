@@ -1,0 +1,249 @@
+//! The client: one request, sent and read within the limits.
+
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use fullstory_batch::http::{HeaderMap, Request, Response, header::CONTENT_LENGTH};
+use fullstory_batch::{Config, Error, JobRef, JobStatusResponse, TransportError};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::connect::{CappedConnector, connector};
+use crate::options::{BuildError, ClientOptions};
+use crate::transport::{over_limit, timed_out, transport_error};
+
+/// An async client for the batch-import job API: the core's [`Config`] plus a pooled
+/// hyper connection pool on tokio.
+///
+/// Cheap to clone: clones share the pool and the connection cap. See the crate docs for
+/// what each call does.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    options: ClientOptions,
+    http: HttpClient<CappedConnector, Full<Bytes>>,
+    /// Requests in flight, each holding a permit until its body is read.
+    requests: Semaphore,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Config`'s Debug redacts the key.
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `config`. HTTPS only, unless `config`'s base URL is plain `http`
+    /// (which the core accepts only through [`fullstory_batch::BaseUrl::parse_allow_http`]).
+    ///
+    /// Needs no runtime to be built; its calls need a tokio runtime with time and I/O
+    /// enabled.
+    ///
+    /// # Errors
+    /// [`BuildError`] when a custom root certificate is not a valid certificate.
+    pub fn new(config: Config, options: ClientOptions) -> Result<Self, BuildError> {
+        let connector = connector(&options, config.base_url().is_https())?;
+        let http = HttpClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(options.max_connections)
+            .build(connector);
+        let requests = Semaphore::new(options.max_connections);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                options,
+                http,
+                requests,
+            }),
+        })
+    }
+
+    /// The API configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The connection options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Asks once for `job`'s status: one request, no retries.
+    ///
+    /// # Errors
+    /// [`Error::Api`] when the server answered with an error status or a body that is not a
+    /// job status; [`Error::Transport`] when no usable answer came (see
+    /// [`fullstory_batch::TransportKind`] for the kinds).
+    pub async fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
+        let span = request_span(job, None);
+        self.status_within(job, None, &span).await
+    }
+
+    /// The status request for `job`, abandoned at `deadline` if one is given: the request
+    /// timeout becomes the shorter of the configured one and the time left. Runs in `span`
+    /// and records the status and any error on it.
+    pub(crate) async fn status_within(
+        &self,
+        job: &JobRef,
+        deadline: Option<SystemTime>,
+        span: &tracing::Span,
+    ) -> Result<JobStatusResponse, Error> {
+        let request = self.inner.config.status_request(job);
+        let left = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+        let response = self
+            .exchange(request, left, span)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| {
+                span.record("error", e.kind.as_str());
+            })?;
+        self.inner.config.parse_status(&response).map_err(|e| {
+            span.record("error", e.kind());
+            Error::Api(e)
+        })
+    }
+
+    /// Sends `request` and reads the whole answer within the request timeout (and within
+    /// `left`, when given), holding a request permit all along.
+    async fn exchange(
+        &self,
+        request: Request<Vec<u8>>,
+        left: Option<Duration>,
+        span: &tracing::Span,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let inner = &*self.inner;
+        let started = tokio::time::Instant::now();
+        let hard_stop = left.map(|left| started + left);
+        let acquire = inner.requests.acquire();
+        let permit = match hard_stop {
+            None => acquire.await,
+            Some(at) => match tokio::time::timeout_at(at, acquire).await {
+                Ok(permit) => permit,
+                Err(_) => return Err(timed_out(left.unwrap_or_default())),
+            },
+        };
+        let _permit = permit.expect("the request semaphore is never closed");
+        let limit = match left {
+            Some(left) => inner
+                .options
+                .request_timeout
+                .min(left.saturating_sub(started.elapsed())),
+            None => inner.options.request_timeout,
+        };
+        match tokio::time::timeout(limit, self.round_trip(request, span)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(timed_out(limit)),
+        }
+    }
+
+    async fn round_trip(
+        &self,
+        request: Request<Vec<u8>>,
+        span: &tracing::Span,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let request = request.map(|body| Full::new(Bytes::from(body)));
+        let response = self
+            .inner
+            .http
+            .request(request)
+            .await
+            .map_err(transport_error)?;
+        let (parts, body) = response.into_parts();
+        span.record("http.status", parts.status.as_u16());
+        let limit = self.inner.config.body_limit();
+        let declared = content_length(&parts.headers);
+        if let Some(len) = declared
+            && len > limit as u64
+        {
+            return Err(over_limit(limit, Some(len)));
+        }
+        let body = read_limited(body, limit, declared).await?;
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// The seed for one wait's jitter.
+    pub(crate) fn seed(&self) -> u64 {
+        self.inner
+            .options
+            .jitter_seed
+            .unwrap_or_else(|| RandomState::new().hash_one(SystemTime::now()))
+    }
+
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.inner.options.max_connections
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Reads `body` to its end, stopping as soon as it holds more than `limit` bytes.
+/// A body in one frame (the common case) is kept without a copy.
+async fn read_limited(
+    mut body: Incoming,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, TransportError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(transport_error)?.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.len());
+        if total > limit {
+            return Err(over_limit(limit, None));
+        }
+        match (&mut first, &mut joined) {
+            (None, None) => first = Some(data),
+            (Some(_), None) => {
+                let head = first.take().unwrap_or_default();
+                // `declared` is within the limit here, so this is bounded too.
+                let hint = declared.map_or(0, |d| usize::try_from(d).unwrap_or(limit));
+                let mut buf = BytesMut::with_capacity(hint.max(total).min(limit));
+                buf.extend_from_slice(&head);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+            (_, Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match joined {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// One span per request: job, attempt, then the HTTP status and the wait chosen after it.
+/// Never a header: the key travels in one.
+pub(crate) fn request_span(job: &JobRef, attempt: Option<u32>) -> tracing::Span {
+    tracing::debug_span!(
+        "fullstory_batch.request",
+        resource = job.resource.as_str(),
+        job_id = %job.id,
+        attempt = attempt,
+        http.status = tracing::field::Empty,
+        error = tracing::field::Empty,
+        wait_ms = tracing::field::Empty,
+    )
+}

@@ -58,6 +58,19 @@ pub enum ImportOutcome {
     },
 }
 
+/// Everything one import produced, held at once (adapters also stream it).
+#[derive(Debug, Clone)]
+pub struct ImportReport<T> {
+    /// The job, once created.
+    pub job: Option<JobMetadata>,
+    /// How it ended.
+    pub outcome: ImportOutcome,
+    /// The items imported.
+    pub imported: Vec<T>,
+    /// The items that failed, with the server's reasons.
+    pub failed: Vec<FailedItem<T>>,
+}
+
 /// What the driver of a [`Workflow`] should do next.
 #[derive(Debug)]
 #[must_use]

@@ -120,7 +120,7 @@ impl Client {
 
     /// Sends `request` and reads the whole answer within the request timeout (and within
     /// `left`, when given), holding a request permit all along.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         request: Request<Vec<u8>>,
         left: Option<Duration>,

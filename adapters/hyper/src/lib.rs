@@ -124,17 +124,20 @@
 
 mod client;
 mod connect;
+mod import;
 mod options;
 mod transport;
 mod wait;
 
 pub use client::Client;
+pub use import::{ImportEvent, Importer};
 pub use options::{BuildError, ClientOptions};
 pub use wait::ProgressSnapshot;
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Budget, Config, Error, JobId, JobRef, JobState, JobStatusResponse,
-    Outcome, Policy, Resource, TransportError, TransportKind,
+    ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
+    ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind,
+    Policy, Resource, Stage, TransportError, TransportKind, UserRequest, ValidationError,
 };

@@ -33,7 +33,7 @@ pub struct ProgressSnapshot {
 }
 
 impl ProgressSnapshot {
-    fn new(progress: Progress<'_>, last_error: Option<&Error>) -> Self {
+    pub(crate) fn new(progress: Progress<'_>, last_error: Option<&Error>) -> Self {
         Self {
             last_status: progress.last_status.cloned(),
             attempts: progress.attempts,
@@ -46,7 +46,7 @@ impl ProgressSnapshot {
 }
 
 /// How long from now until `at`; zero when `at` has passed.
-fn until(at: SystemTime) -> Duration {
+pub(crate) fn until(at: SystemTime) -> Duration {
     at.duration_since(SystemTime::now()).unwrap_or_default()
 }
 

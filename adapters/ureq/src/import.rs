@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
-    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, JobId, JobMetadata, PageKind, Policy,
-    TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
+    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, ImportReport, JobId, JobMetadata,
+    PageKind, Policy, TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
 };
 
 use crate::client::Client;
@@ -26,19 +26,6 @@ pub enum ImportEvent<T> {
     Failed(Vec<FailedItem<T>>),
     /// The import is over; the iterator ends after this.
     Done(ImportOutcome),
-}
-
-/// Everything an import produced, held at once: see [`Importer`] to stream instead.
-#[derive(Debug, Clone)]
-pub struct ImportReport<T> {
-    /// The job, once created.
-    pub job: Option<JobMetadata>,
-    /// How it ended.
-    pub outcome: ImportOutcome,
-    /// The items imported.
-    pub imported: Vec<T>,
-    /// The items that failed.
-    pub failed: Vec<FailedItem<T>>,
 }
 
 /// An import, one blocking step per [`Iterator::next`]. Pages are handed over as they come,
@@ -170,12 +157,12 @@ impl Client {
             SystemTime::now(),
             random_seed(),
         )?;
-        Ok(self.drive(workflow))
+        Ok(self.drive_import(workflow))
     }
 
     /// Picks up an import whose job exists: waits for it, then reads its pages.
     pub fn resume_import<T: BatchItem>(&self, id: JobId, policy: Policy) -> Importer<'_, T> {
-        self.drive(Workflow::resume(
+        self.drive_import(Workflow::resume(
             self.config.clone(),
             id,
             policy,
@@ -198,11 +185,11 @@ impl Client {
             SystemTime::now(),
             random_seed(),
         );
-        self.drive(workflow.with_only(kind))
+        self.drive_import(workflow.with_only(kind))
     }
 
     /// Drives a workflow made elsewhere.
-    pub fn drive<T: BatchItem>(&self, workflow: Workflow<T>) -> Importer<'_, T> {
+    pub fn drive_import<T: BatchItem>(&self, workflow: Workflow<T>) -> Importer<'_, T> {
         Importer {
             client: self,
             workflow,

@@ -111,7 +111,7 @@ mod options;
 mod wait;
 
 pub use client::Client;
-pub use import::{ImportEvent, ImportReport, Importer};
+pub use import::{ImportEvent, Importer};
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
@@ -122,6 +122,7 @@ pub use wait::{Event, Snapshot, Waiter};
 pub use fullstory_batch;
 pub use fullstory_batch::{
     ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
-    ImportOutcome, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind, Policy, Poller,
-    Resource, Scheduler, Stage, TransportError, TransportKind, UserRequest, ValidationError,
+    ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind,
+    Policy, Poller, Resource, Scheduler, Stage, TransportError, TransportKind, UserRequest,
+    ValidationError,
 };

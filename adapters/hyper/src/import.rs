@@ -1,0 +1,318 @@
+//! The whole import on tokio: create, wait, read every page. The core's [`Workflow`] and
+//! [`ImportQueue`] decide; these loops send, sleep and hand back what happened.
+
+use std::time::SystemTime;
+
+use fullstory_batch::{
+    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, ImportQueue, ImportReport, JobId,
+    JobMetadata, PageKind, Policy, QueueAction, TransportError, TransportKind, ValidationError,
+    Workflow, WorkflowAction,
+};
+use futures_util::stream::{FuturesUnordered, Stream};
+use futures_util::{FutureExt, StreamExt};
+
+use crate::client::Client;
+use crate::wait::{ProgressSnapshot, until};
+
+/// What an [`Importer`] yields, in order: `Created`, `Progress` while the job runs, pages of
+/// `Imported` then `Failed` items, and `Done` last.
+#[derive(Debug, Clone)]
+#[must_use]
+pub enum ImportEvent<T> {
+    /// The job exists (created now, or found on resume): keep its id to resume later.
+    Created(JobMetadata),
+    /// A status poll was answered (or failed) and the job is still running.
+    Progress(ProgressSnapshot),
+    /// A page of imported items.
+    Imported(Vec<T>),
+    /// A page of items that failed, with the server's reasons.
+    Failed(Vec<FailedItem<T>>),
+    /// The import is over; nothing follows.
+    Done(ImportOutcome),
+}
+
+/// An import, one step per [`Importer::next`]; [`Importer::into_stream`] makes it a
+/// `Stream`. Pages are handed over as they come, so millions of results need not be held at
+/// once. Dropping it stops the import (the job goes on server-side).
+#[derive(Debug)]
+pub struct Importer<T> {
+    client: Client,
+    workflow: Workflow<T>,
+    last_error: Option<fullstory_batch::Error>,
+    finished: bool,
+}
+
+impl<T: BatchItem> Importer<T> {
+    /// The next event, after as many requests and waits as it takes; `None` after `Done`.
+    pub async fn next(&mut self) -> Option<ImportEvent<T>> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let now = SystemTime::now();
+            match self.workflow.poll(now) {
+                WorkflowAction::Send(request) => {
+                    let waiting = self.workflow.progress().is_some();
+                    let left = self.workflow.deadline().map(until);
+                    let result = self
+                        .client
+                        .exchange(request, left, &tracing::Span::current())
+                        .await;
+                    let now = SystemTime::now();
+                    self.last_error = match result {
+                        Ok(response) => {
+                            self.workflow.handle_response(&response, now);
+                            None
+                        }
+                        Err(e) => {
+                            self.workflow.handle_transport_error(e.clone(), now);
+                            Some(fullstory_batch::Error::Transport(e))
+                        }
+                    };
+                    if let (true, Some(p)) = (waiting, self.workflow.progress()) {
+                        return Some(ImportEvent::Progress(ProgressSnapshot::new(
+                            p,
+                            self.last_error.as_ref(),
+                        )));
+                    }
+                }
+                WorkflowAction::Wait(at) => tokio::time::sleep(until(at)).await,
+                WorkflowAction::AwaitResponse => {
+                    // Cannot happen: every request is answered before the next poll.
+                    self.workflow
+                        .handle_transport_error(TransportError::new(TransportKind::Other), now);
+                }
+                WorkflowAction::Created(job) => return Some(ImportEvent::Created(job)),
+                WorkflowAction::Imported(items) => return Some(ImportEvent::Imported(items)),
+                WorkflowAction::Failed(items) => return Some(ImportEvent::Failed(items)),
+                WorkflowAction::Done(outcome) => {
+                    self.finished = true;
+                    return Some(ImportEvent::Done(outcome));
+                }
+            }
+        }
+    }
+
+    /// The events as a `Stream`.
+    pub fn into_stream(self) -> impl Stream<Item = ImportEvent<T>> {
+        futures_util::stream::unfold(self, |mut importer| async move {
+            let event = importer.next().await?;
+            Some((event, importer))
+        })
+    }
+
+    /// The core's workflow, to read its stage or its idempotency key.
+    pub fn workflow(&self) -> &Workflow<T> {
+        &self.workflow
+    }
+
+    /// Runs to the end, holding every item.
+    pub async fn report(mut self) -> ImportReport<T> {
+        let mut report = Partial::default();
+        while let Some(event) = self.next().await {
+            if let Some(outcome) = report.record(event) {
+                return report.finish(outcome);
+            }
+        }
+        unreachable!("an importer always ends with Done")
+    }
+}
+
+/// A report being filled in.
+struct Partial<T> {
+    job: Option<JobMetadata>,
+    imported: Vec<T>,
+    failed: Vec<FailedItem<T>>,
+}
+
+impl<T> Default for Partial<T> {
+    fn default() -> Self {
+        Self {
+            job: None,
+            imported: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+}
+
+impl<T> Partial<T> {
+    /// Adds an event; the outcome when it is the last one.
+    fn record(&mut self, event: ImportEvent<T>) -> Option<ImportOutcome> {
+        match event {
+            ImportEvent::Created(job) => self.job = Some(job),
+            ImportEvent::Progress(_) => {}
+            ImportEvent::Imported(items) => self.imported.extend(items),
+            ImportEvent::Failed(items) => self.failed.extend(items),
+            ImportEvent::Done(outcome) => return Some(outcome),
+        }
+        None
+    }
+
+    fn finish(self, outcome: ImportOutcome) -> ImportReport<T> {
+        ImportReport {
+            job: self.job,
+            outcome,
+            imported: self.imported,
+            failed: self.failed,
+        }
+    }
+}
+
+impl Client {
+    /// Imports `items` (1 to 50,000 events or users): creates the job with an idempotency key
+    /// (yours, or a fresh one kept across retries), waits, and reads every imported item and
+    /// every failure. See [`Client::importer`] to stream instead of holding it all.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the item and field at fault; nothing is sent then.
+    pub async fn import<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<ImportReport<T>, ValidationError> {
+        Ok(self.importer(items, key, policy)?.report().await)
+    }
+
+    /// The same import as [`Client::import`], step by step.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the item and field at fault; nothing is sent then.
+    pub fn importer<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<Importer<T>, ValidationError> {
+        let workflow = Workflow::new(
+            self.config().clone(),
+            items,
+            key,
+            policy,
+            SystemTime::now(),
+            self.seed(),
+        )?;
+        Ok(self.drive_import(workflow))
+    }
+
+    /// Picks up an import whose job exists: waits for it, then reads its pages.
+    pub fn resume_import<T: BatchItem>(&self, id: JobId, policy: Policy) -> Importer<T> {
+        self.drive_import(Workflow::resume(
+            self.config().clone(),
+            id,
+            policy,
+            SystemTime::now(),
+            self.seed(),
+        ))
+    }
+
+    /// Reads one kind of page of an existing job (waiting for it to end first), streamed.
+    pub fn pages<T: BatchItem>(&self, id: JobId, kind: PageKind, policy: Policy) -> Importer<T> {
+        let workflow = Workflow::resume(
+            self.config().clone(),
+            id,
+            policy,
+            SystemTime::now(),
+            self.seed(),
+        );
+        self.drive_import(workflow.with_only(kind))
+    }
+
+    /// Drives a workflow made elsewhere.
+    pub fn drive_import<T: BatchItem>(&self, workflow: Workflow<T>) -> Importer<T> {
+        Importer {
+            client: self.clone(),
+            workflow,
+            last_error: None,
+            finished: false,
+        }
+    }
+
+    /// Imports any number of items as batches of at most 50,000 (`batch_size`, capped), with
+    /// at most `max_in_progress` jobs in progress at once, all on the calling task. The
+    /// reports come back in batch order.
+    ///
+    /// # Errors
+    /// The first [`ValidationError`], its index counted from the start of `items`; nothing
+    /// is sent then.
+    pub async fn import_all<T: BatchItem>(
+        &self,
+        items: Vec<T>,
+        batch_size: usize,
+        max_in_progress: usize,
+        policy: Policy,
+    ) -> Result<Vec<ImportReport<T>>, ValidationError> {
+        let queue = ImportQueue::new(
+            self.config().clone(),
+            items,
+            batch_size,
+            policy,
+            self.seed(),
+        )?;
+        Ok(self
+            .run_queue(queue.with_max_in_progress(max_in_progress))
+            .await)
+    }
+
+    async fn run_queue<T: BatchItem>(&self, mut queue: ImportQueue<T>) -> Vec<ImportReport<T>> {
+        let mut partial: Vec<Partial<T>> = Vec::new();
+        let mut reports: Vec<Option<ImportReport<T>>> = Vec::new();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            let wake = match queue.poll(SystemTime::now()) {
+                QueueAction::Send { batch, request } => {
+                    let client = self.clone();
+                    in_flight.push(
+                        async move {
+                            (
+                                batch,
+                                client
+                                    .exchange(request, None, &tracing::Span::current())
+                                    .await,
+                            )
+                        }
+                        .boxed(),
+                    );
+                    continue;
+                }
+                QueueAction::Event { batch, event } => {
+                    while partial.len() <= batch {
+                        partial.push(Partial::default());
+                        reports.push(None);
+                    }
+                    if let Some(outcome) = partial[batch].record(queue_event(event)) {
+                        reports[batch] = Some(std::mem::take(&mut partial[batch]).finish(outcome));
+                    }
+                    continue;
+                }
+                QueueAction::Done => break,
+                QueueAction::Wait(at) => Some(at),
+                QueueAction::AwaitResponse => None,
+            };
+            tokio::select! {
+                Some((batch, result)) = in_flight.next() => {
+                    let now = SystemTime::now();
+                    match result {
+                        Ok(response) => queue.handle_response(batch, &response, now),
+                        Err(e) => queue.handle_transport_error(batch, e, now),
+                    }
+                }
+                () = tokio::time::sleep(wake.map_or(std::time::Duration::ZERO, until)), if wake.is_some() => {}
+            }
+        }
+        reports.into_iter().flatten().collect()
+    }
+}
+
+/// A queue's event as an import event (the queue never hands over sends or waits).
+fn queue_event<T>(action: WorkflowAction<T>) -> ImportEvent<T> {
+    match action {
+        WorkflowAction::Created(job) => ImportEvent::Created(job),
+        WorkflowAction::Imported(items) => ImportEvent::Imported(items),
+        WorkflowAction::Failed(items) => ImportEvent::Failed(items),
+        WorkflowAction::Done(outcome) => ImportEvent::Done(outcome),
+        WorkflowAction::Send(_) | WorkflowAction::Wait(_) | WorkflowAction::AwaitResponse => {
+            unreachable!("a queue hands sends and waits over as its own actions")
+        }
+    }
+}

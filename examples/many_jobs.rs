@@ -1,0 +1,54 @@
+//! Many jobs at once under one request budget: 200 jobs, at most 100 requests a second,
+//! all on one task. A 429 on any of them would pause them all until its Retry-After.
+//!
+//! `cargo run -p fsbatch --example many_jobs`
+
+use std::time::{Duration, Instant};
+
+use fullstory_batch_fake::FakeServer;
+use fullstory_batch_hyper::{
+    ApiKey, BaseUrl, Budget, Client, ClientOptions, Config, JobId, JobRef, Outcome, Policy,
+    Resource,
+};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let fake = FakeServer::builder()
+        .key("my-key")
+        .processing_time(Duration::from_secs(3))
+        .start()
+        .await?;
+    let jobs: Vec<JobRef> = (0..200)
+        .map(|i| {
+            let item = serde_json::json!({"name": if i % 7 == 0 { "bad" } else { "ok" }});
+            let id = fake.insert_job(fullstory_batch_fake::Resource::Events, vec![item]);
+            JobRef::new(
+                Resource::Events,
+                JobId::new(id).expect("the fake's ids are valid"),
+            )
+        })
+        .collect();
+
+    let config = Config::new(ApiKey::new("my-key")?)
+        .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
+    let client = Client::new(config, ClientOptions::default().with_max_connections(16))?;
+    let started = Instant::now();
+    let results = client
+        .wait_many(jobs, Policy::default(), Budget::new(100.0, 20))
+        .await;
+    let completed = results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Completed(_)))
+        .count();
+    let failed = results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .count();
+    println!(
+        "{} jobs: {completed} completed, {failed} failed, {} requests, {:.1?}",
+        results.len(),
+        fake.requests().len(),
+        started.elapsed()
+    );
+    Ok(())
+}

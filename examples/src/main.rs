@@ -4,6 +4,9 @@
 //! FAILED; 2 usage or configuration error; 3 an API or transport error that was not
 //! retryable or outlived its retries; 4 the deadline passed.
 
+// Doc comments on the arguments are `--help` text for a terminal, where a URL stays bare.
+#![allow(rustdoc::bare_urls)]
+
 mod args;
 mod demo;
 mod import;

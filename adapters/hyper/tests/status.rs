@@ -322,3 +322,25 @@ async fn connection_refused() {
         TransportKind::Connect
     );
 }
+
+/// A redirect is an error, never followed: the key must not travel to another host.
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://{other_addr}/steal\r\ncontent-length: 0\r\n\r\n"
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let (addr, _server) = canned(response).await;
+    let client = client(&format!("http://{addr}"), ClientOptions::new());
+    let err = api_error(client.status(&events_job("x")).await);
+    assert!(matches!(err, ApiError::UnexpectedStatus(_)), "{err:?}");
+    assert_eq!(err.status(), 302);
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(200), other.accept()).await;
+    assert!(accepted.is_err(), "the redirect target got a connection");
+}

@@ -116,12 +116,14 @@ pub use error::{
     TransportError, TransportKind, is_retryable_status,
 };
 pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
-pub use poller::{Action, Outcome, Policy, Poller, PollerState, Progress, RestoreError};
+pub use poller::{
+    Action, Outcome, Policy, Poller, PollerState, Progress, ProgressSnapshot, RestoreError,
+};
 pub use queue::{DEFAULT_MAX_IN_PROGRESS, ImportQueue, QueueAction};
 pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
 pub use scheduler::{Budget, JobKey, Scheduler, SchedulerAction};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
-pub use workflow::{ImportOutcome, ImportReport, Stage, Workflow, WorkflowAction};
+pub use workflow::{ImportEvent, ImportOutcome, ImportReport, Stage, Workflow, WorkflowAction};
 
 /// The `http` crate this one speaks, so adapters use the same version.
 pub use http;

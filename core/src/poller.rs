@@ -193,6 +193,39 @@ pub struct Progress<'a> {
     pub deadline: Option<SystemTime>,
 }
 
+/// [`Progress`], owned, with the last error: what a driver hands to whoever shows progress
+/// (a watch channel, an iterator, another thread).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ProgressSnapshot {
+    /// The last running status, once one arrived.
+    pub last_status: Option<JobStatusResponse>,
+    /// The error of the last request, if it failed; cleared by the next success.
+    pub last_error: Option<Error>,
+    /// Requests sent so far.
+    pub attempts: u32,
+    /// Errors since the last successful poll.
+    pub errors_in_row: u32,
+    /// When the next request is due, while waiting for it.
+    pub next_poll: Option<SystemTime>,
+    /// The overall deadline, if the policy has one.
+    pub deadline: Option<SystemTime>,
+}
+
+impl ProgressSnapshot {
+    /// Owns `progress`, adding the last error the driver saw.
+    pub fn new(progress: Progress<'_>, last_error: Option<Error>) -> Self {
+        Self {
+            last_status: progress.last_status.cloned(),
+            last_error,
+            attempts: progress.attempts,
+            errors_in_row: progress.errors_in_row,
+            next_poll: progress.next_poll,
+            deadline: progress.deadline,
+        }
+    }
+}
+
 /// Waits for one job: a state machine with no clock and no I/O.
 ///
 /// The loop a driver runs:

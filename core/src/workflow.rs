@@ -14,7 +14,7 @@ use crate::config::{Config, JobId, JobRef};
 use crate::error::{ApiError, Error, Malformed, TransportError};
 use crate::model::{JobMetadata, JobState, JobStatusResponse};
 use crate::pacer::{Pacer, Step as PacerStep, Stop};
-use crate::poller::{Action, Outcome, Policy, Poller, Progress};
+use crate::poller::{Action, Outcome, Policy, Poller, Progress, ProgressSnapshot};
 use crate::time_math::later;
 
 /// Where an import is.
@@ -56,6 +56,48 @@ pub enum ImportOutcome {
         /// Why: gave up, too many errors, or the deadline.
         why: Outcome,
     },
+}
+
+/// What an adapter's importer yields, in order: `Created`, `Progress` while the job runs,
+/// pages of `Imported` then `Failed` items, and `Done` last.
+#[derive(Debug, Clone)]
+#[must_use]
+pub enum ImportEvent<T> {
+    /// The job exists (created now, or found on resume): keep its id to resume later.
+    Created(JobMetadata),
+    /// A status poll was answered (or failed) and the job is still running.
+    Progress(ProgressSnapshot),
+    /// A page of imported items.
+    Imported(Vec<T>),
+    /// A page of items that failed, with the server's reasons.
+    Failed(Vec<FailedItem<T>>),
+    /// The import is over; nothing follows.
+    Done(ImportOutcome),
+}
+
+impl<T> ImportReport<T> {
+    /// Collects every event of an import into one report; `None` if the events stop before
+    /// `Done`.
+    pub fn collect(events: impl IntoIterator<Item = ImportEvent<T>>) -> Option<Self> {
+        let (mut job, mut imported, mut failed) = (None, Vec::new(), Vec::new());
+        for event in events {
+            match event {
+                ImportEvent::Created(created) => job = Some(created),
+                ImportEvent::Progress(_) => {}
+                ImportEvent::Imported(items) => imported.extend(items),
+                ImportEvent::Failed(items) => failed.extend(items),
+                ImportEvent::Done(outcome) => {
+                    return Some(Self {
+                        job,
+                        outcome,
+                        imported,
+                        failed,
+                    });
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Everything one import produced, held at once (adapters also stream it).

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime};
 
-use fullstory_batch_ureq::Snapshot;
+use fullstory_batch_ureq::ProgressSnapshot;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Progress {
@@ -30,7 +30,7 @@ impl Progress {
         }
     }
 
-    pub fn update(&mut self, snapshot: &Snapshot) {
+    pub fn update(&mut self, snapshot: &ProgressSnapshot) {
         let status = snapshot.last_status.as_ref();
         let state = status.map_or_else(|| "waiting".to_owned(), |s| s.job.status.to_string());
         let (imports, errors) = status.map_or((0, 0), |s| (s.imports, s.errors));

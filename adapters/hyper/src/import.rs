@@ -4,32 +4,15 @@
 use std::time::SystemTime;
 
 use fullstory_batch::{
-    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, ImportQueue, ImportReport, JobId,
-    JobMetadata, PageKind, Policy, QueueAction, TransportError, TransportKind, ValidationError,
-    Workflow, WorkflowAction,
+    BatchItem, IdempotencyKey, ImportEvent, ImportQueue, ImportReport, JobId, PageKind, Policy,
+    ProgressSnapshot, QueueAction, TransportError, TransportKind, ValidationError, Workflow,
+    WorkflowAction,
 };
 use futures_util::stream::{FuturesUnordered, Stream};
 use futures_util::{FutureExt, StreamExt};
 
 use crate::client::Client;
-use crate::wait::{ProgressSnapshot, until};
-
-/// What an [`Importer`] yields, in order: `Created`, `Progress` while the job runs, pages of
-/// `Imported` then `Failed` items, and `Done` last.
-#[derive(Debug, Clone)]
-#[must_use]
-pub enum ImportEvent<T> {
-    /// The job exists (created now, or found on resume): keep its id to resume later.
-    Created(JobMetadata),
-    /// A status poll was answered (or failed) and the job is still running.
-    Progress(ProgressSnapshot),
-    /// A page of imported items.
-    Imported(Vec<T>),
-    /// A page of items that failed, with the server's reasons.
-    Failed(Vec<FailedItem<T>>),
-    /// The import is over; nothing follows.
-    Done(ImportOutcome),
-}
+use crate::wait::until;
 
 /// An import, one step per [`Importer::next`]; [`Importer::into_stream`] makes it a
 /// `Stream`. Pages are handed over as they come, so millions of results need not be held at
@@ -72,7 +55,7 @@ impl<T: BatchItem> Importer<T> {
                     if let (true, Some(p)) = (waiting, self.workflow.progress()) {
                         return Some(ImportEvent::Progress(ProgressSnapshot::new(
                             p,
-                            self.last_error.as_ref(),
+                            self.last_error.clone(),
                         )));
                     }
                 }
@@ -108,53 +91,11 @@ impl<T: BatchItem> Importer<T> {
 
     /// Runs to the end, holding every item.
     pub async fn report(mut self) -> ImportReport<T> {
-        let mut report = Partial::default();
+        let mut events = Vec::new();
         while let Some(event) = self.next().await {
-            if let Some(outcome) = report.record(event) {
-                return report.finish(outcome);
-            }
+            events.push(event);
         }
-        unreachable!("an importer always ends with Done")
-    }
-}
-
-/// A report being filled in.
-struct Partial<T> {
-    job: Option<JobMetadata>,
-    imported: Vec<T>,
-    failed: Vec<FailedItem<T>>,
-}
-
-impl<T> Default for Partial<T> {
-    fn default() -> Self {
-        Self {
-            job: None,
-            imported: Vec::new(),
-            failed: Vec::new(),
-        }
-    }
-}
-
-impl<T> Partial<T> {
-    /// Adds an event; the outcome when it is the last one.
-    fn record(&mut self, event: ImportEvent<T>) -> Option<ImportOutcome> {
-        match event {
-            ImportEvent::Created(job) => self.job = Some(job),
-            ImportEvent::Progress(_) => {}
-            ImportEvent::Imported(items) => self.imported.extend(items),
-            ImportEvent::Failed(items) => self.failed.extend(items),
-            ImportEvent::Done(outcome) => return Some(outcome),
-        }
-        None
-    }
-
-    fn finish(self, outcome: ImportOutcome) -> ImportReport<T> {
-        ImportReport {
-            job: self.job,
-            outcome,
-            imported: self.imported,
-            failed: self.failed,
-        }
+        ImportReport::collect(events).expect("an importer always ends with Done")
     }
 }
 
@@ -255,8 +196,7 @@ impl Client {
     }
 
     async fn run_queue<T: BatchItem>(&self, mut queue: ImportQueue<T>) -> Vec<ImportReport<T>> {
-        let mut partial: Vec<Partial<T>> = Vec::new();
-        let mut reports: Vec<Option<ImportReport<T>>> = Vec::new();
+        let mut events: Vec<Vec<ImportEvent<T>>> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         loop {
             let wake = match queue.poll(SystemTime::now()) {
@@ -276,13 +216,10 @@ impl Client {
                     continue;
                 }
                 QueueAction::Event { batch, event } => {
-                    while partial.len() <= batch {
-                        partial.push(Partial::default());
-                        reports.push(None);
+                    if events.len() <= batch {
+                        events.resize_with(batch + 1, Vec::new);
                     }
-                    if let Some(outcome) = partial[batch].record(queue_event(event)) {
-                        reports[batch] = Some(std::mem::take(&mut partial[batch]).finish(outcome));
-                    }
+                    events[batch].push(queue_event(event));
                     continue;
                 }
                 QueueAction::Done => break,
@@ -300,7 +237,10 @@ impl Client {
                 () = tokio::time::sleep(wake.map_or(std::time::Duration::ZERO, until)), if wake.is_some() => {}
             }
         }
-        reports.into_iter().flatten().collect()
+        events
+            .into_iter()
+            .filter_map(ImportReport::collect)
+            .collect()
     }
 }
 

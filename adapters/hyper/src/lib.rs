@@ -130,14 +130,14 @@ mod transport;
 mod wait;
 
 pub use client::Client;
-pub use import::{ImportEvent, Importer};
+pub use import::Importer;
 pub use options::{BuildError, ClientOptions};
-pub use wait::ProgressSnapshot;
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
     ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
-    ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind,
-    Policy, Resource, Stage, TransportError, TransportKind, UserRequest, ValidationError,
+    ImportEvent, ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome,
+    PageKind, Policy, ProgressSnapshot, Resource, Stage, TransportError, TransportKind,
+    UserRequest, ValidationError,
 };

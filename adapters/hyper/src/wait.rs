@@ -4,46 +4,14 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
-    Action, Budget, Error, JobKey, JobRef, JobStatusResponse, Outcome, Policy, Poller, Progress,
-    Scheduler, SchedulerAction, TransportError, TransportKind,
+    Action, Budget, Error, JobKey, JobRef, JobStatusResponse, Outcome, Policy, Poller,
+    ProgressSnapshot, Scheduler, SchedulerAction, TransportError, TransportKind,
 };
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use crate::client::{Client, request_span};
-
-/// What [`Client::wait_with_progress`] publishes while a job runs: the core's
-/// [`Progress`], owned, plus the last error seen.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ProgressSnapshot {
-    /// The last running status, once one arrived.
-    pub last_status: Option<JobStatusResponse>,
-    /// Requests sent so far.
-    pub attempts: u32,
-    /// Errors since the last successful poll.
-    pub errors_in_row: u32,
-    /// When the next request is due, while waiting for it.
-    pub next_poll: Option<SystemTime>,
-    /// The overall deadline, if the policy has one.
-    pub deadline: Option<SystemTime>,
-    /// The error of the last request, if it failed; cleared by the next success.
-    pub last_error: Option<Error>,
-}
-
-impl ProgressSnapshot {
-    pub(crate) fn new(progress: Progress<'_>, last_error: Option<&Error>) -> Self {
-        Self {
-            last_status: progress.last_status.cloned(),
-            attempts: progress.attempts,
-            errors_in_row: progress.errors_in_row,
-            next_poll: progress.next_poll,
-            deadline: progress.deadline,
-            last_error: last_error.cloned(),
-        }
-    }
-}
 
 /// How long from now until `at`; zero when `at` has passed.
 pub(crate) fn until(at: SystemTime) -> Duration {
@@ -103,10 +71,7 @@ impl Client {
         loop {
             let action = poller.poll(SystemTime::now());
             if let Some(tx) = progress {
-                tx.send_replace(ProgressSnapshot::new(
-                    poller.progress(),
-                    last_error.as_ref(),
-                ));
+                tx.send_replace(ProgressSnapshot::new(poller.progress(), last_error.clone()));
             }
             match action {
                 Action::Send { deadline } => {

@@ -4,29 +4,12 @@
 use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
-    BatchItem, FailedItem, IdempotencyKey, ImportOutcome, ImportReport, JobId, JobMetadata,
-    PageKind, Policy, TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
+    BatchItem, IdempotencyKey, ImportEvent, ImportReport, JobId, PageKind, Policy,
+    ProgressSnapshot, TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
 };
 
 use crate::client::Client;
-use crate::wait::{Snapshot, random_seed};
-
-/// What an [`Importer`] yields, in order: `Created`, `Progress` while the job runs, pages of
-/// `Imported` then `Failed` items, and `Done` last.
-#[derive(Debug, Clone)]
-#[must_use]
-pub enum ImportEvent<T> {
-    /// The job exists (created now, or found on resume): keep its id to resume later.
-    Created(JobMetadata),
-    /// A status poll was answered (or failed) and the job is still running.
-    Progress(Snapshot),
-    /// A page of imported items.
-    Imported(Vec<T>),
-    /// A page of items that failed, with the server's reasons.
-    Failed(Vec<FailedItem<T>>),
-    /// The import is over; the iterator ends after this.
-    Done(ImportOutcome),
-}
+use crate::wait::random_seed;
 
 /// An import, one blocking step per [`Iterator::next`]. Pages are handed over as they come,
 /// so millions of results need not be held at once.
@@ -96,30 +79,13 @@ impl<T: BatchItem> Importer<'_, T> {
 
     /// Runs to the end, holding every item.
     pub fn report(self) -> ImportReport<T> {
-        let (mut job, mut outcome) = (None, None);
-        let (mut imported, mut failed) = (Vec::new(), Vec::new());
-        for event in self {
-            match event {
-                ImportEvent::Created(created) => job = Some(created),
-                ImportEvent::Progress(_) => {}
-                ImportEvent::Imported(items) => imported.extend(items),
-                ImportEvent::Failed(items) => failed.extend(items),
-                ImportEvent::Done(done) => outcome = Some(done),
-            }
-        }
-        let outcome = outcome.expect("an importer always ends with Done");
-        ImportReport {
-            job,
-            outcome,
-            imported,
-            failed,
-        }
+        ImportReport::collect(self).expect("an importer always ends with Done")
     }
 
     /// While the job runs: where waiting stands, with the last error.
-    fn snapshot(&self) -> Option<Snapshot> {
+    fn snapshot(&self) -> Option<ProgressSnapshot> {
         let p = self.workflow.progress()?;
-        Some(Snapshot::new(p, self.last_error.clone()))
+        Some(ProgressSnapshot::new(p, self.last_error.clone()))
     }
 }
 

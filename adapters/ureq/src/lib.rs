@@ -111,18 +111,18 @@ mod options;
 mod wait;
 
 pub use client::Client;
-pub use import::{ImportEvent, Importer};
+pub use import::Importer;
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
 };
-pub use wait::{Event, Snapshot, Waiter};
+pub use wait::{Event, Waiter};
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
     ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
-    ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome, PageKind,
-    Policy, Poller, Resource, Scheduler, Stage, TransportError, TransportKind, UserRequest,
-    ValidationError,
+    ImportEvent, ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome,
+    PageKind, Policy, Poller, ProgressSnapshot, Resource, Scheduler, Stage, TransportError,
+    TransportKind, UserRequest, ValidationError,
 };

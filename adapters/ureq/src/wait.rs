@@ -4,8 +4,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
-    Action, Error, JobRef, JobStatusResponse, Outcome, Policy, Poller, TransportError,
-    TransportKind,
+    Action, Error, JobRef, JobStatusResponse, Outcome, Policy, Poller, ProgressSnapshot,
+    TransportError, TransportKind,
 };
 use tracing::debug;
 
@@ -16,42 +16,9 @@ use crate::client::Client;
 #[must_use]
 pub enum Event {
     /// A request went out and its answer was fed to the poller; the job is not finished.
-    Progress(Snapshot),
+    Progress(ProgressSnapshot),
     /// Waiting is over; the iterator ends after this.
     Done(Outcome),
-}
-
-/// Where waiting stands, owned so it can be kept or sent elsewhere: the core's
-/// [`fullstory_batch::Progress`] plus the last error.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Snapshot {
-    /// The last running status, once one arrived.
-    pub last_status: Option<JobStatusResponse>,
-    /// The error of the last request, when it failed (cleared by the next success).
-    pub last_error: Option<Error>,
-    /// Requests sent so far.
-    pub attempts: u32,
-    /// Errors since the last successful poll.
-    pub errors_in_row: u32,
-    /// When the next request is due.
-    pub next_poll: Option<SystemTime>,
-    /// The overall deadline, if the policy has one.
-    pub deadline: Option<SystemTime>,
-}
-
-impl Snapshot {
-    /// The core's progress, owned, with the last error.
-    pub(crate) fn new(p: fullstory_batch::Progress<'_>, last_error: Option<Error>) -> Self {
-        Self {
-            last_status: p.last_status.cloned(),
-            last_error,
-            attempts: p.attempts,
-            errors_in_row: p.errors_in_row,
-            next_poll: p.next_poll,
-            deadline: p.deadline,
-        }
-    }
 }
 
 /// Waits for one job, one blocking step per [`Iterator::next`]: sleeps until the next poll
@@ -97,8 +64,8 @@ impl<'c> Waiter<'c> {
             .expect("a waiter ends only once its poller has an outcome")
     }
 
-    fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.poller.progress(), self.last_error.clone())
+    fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot::new(self.poller.progress(), self.last_error.clone())
     }
 
     /// Sends the request the poller asked for and feeds back what happened.

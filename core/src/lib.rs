@@ -1,9 +1,11 @@
 //! Sans-IO client core for Fullstory's batch-import job API.
 //!
 //! # Scope
-//! In: building `http::Request` values for the batch-import calls, parsing `http::Response`
-//! values into typed answers or typed errors, reading `Retry-After`, and deciding when to poll
-//! next ([`Poller`], [`Scheduler`]).
+//! In: building `http::Request` values for the batch-import calls (create, status, the
+//! imports and errors pages), parsing `http::Response` values into typed answers or typed
+//! errors, reading `Retry-After`, and deciding what to do next: [`Poller`] waits for one job,
+//! [`Scheduler`] for many under one request budget, [`Workflow`] runs a whole import
+//! (create, wait, read every page), [`ImportQueue`] any number of items as batches.
 //! Out: sockets, TLS, clocks, timers, runtimes. Those belong to the caller or to an adapter
 //! crate (`fullstory-batch-hyper` for async on tokio, `fullstory-batch-ureq` for blocking).
 //! Every method whose answer depends on time takes `now` as an argument.
@@ -78,7 +80,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A [`Scheduler`] runs the same loop for many jobs under one request budget.
+//! A [`Scheduler`] runs the same loop for many jobs under one request budget; a [`Workflow`]
+//! and an [`ImportQueue`] run it for whole imports, handing back pages of results as they
+//! come ([`WorkflowAction`]).
+//!
+//! # Crate map
+//! | module of concern | types |
+//! |---|---|
+//! | configuration | [`Config`], [`ApiKey`], [`BaseUrl`], [`JobId`], [`JobRef`], [`Resource`] |
+//! | the answer | [`JobStatusResponse`], [`JobMetadata`], [`JobState`], [`Page`], [`FailedItem`] |
+//! | what went wrong | [`ApiError`], [`Error`], [`TransportError`], [`ConfigError`], [`ValidationError`] |
+//! | waiting | [`Policy`], [`Poller`], [`Outcome`], [`Scheduler`], [`Budget`], [`retry_after`] |
+//! | importing | [`EventRequest`], [`UserRequest`], [`IdempotencyKey`], [`Workflow`], [`ImportQueue`], [`ImportReport`] |
 //!
 //! # Panics, errors and unwraps
 //! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed

@@ -1,6 +1,8 @@
 //! Progress while waiting: a live line on a terminal, one plain line per change otherwise.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch_ureq::ProgressSnapshot;
@@ -8,6 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// When the next poll is due, in ms since the epoch (0: none): the live line counts down
+    /// to it between updates.
+    next_poll: Arc<AtomicU64>,
     started: Instant,
     last_line: String,
 }
@@ -15,16 +20,28 @@ pub struct Progress {
 impl Progress {
     /// A live line when stderr is a terminal, plain lines otherwise.
     pub fn new() -> Self {
+        let next_poll = Arc::new(AtomicU64::new(0));
+        let due = Arc::clone(&next_poll);
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
-            );
+            let style = ProgressStyle::with_template("{spinner} {msg} · {elapsed} elapsed{next}")
+                .expect("a valid template")
+                .with_key(
+                    "next",
+                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let due = due.load(Ordering::Relaxed);
+                        if due > 0 {
+                            let left = due.saturating_sub(epoch_ms(SystemTime::now()));
+                            let _ = write!(w, " · next poll in {}s", left.div_ceil(1000));
+                        }
+                    },
+                );
+            let bar = ProgressBar::new_spinner().with_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
         Self {
             bar,
+            next_poll,
             started: Instant::now(),
             last_line: String::new(),
         }
@@ -41,15 +58,10 @@ impl Progress {
             .unwrap_or_default();
         match &self.bar {
             Some(bar) => {
-                let next = snapshot
-                    .next_poll
-                    .map(|t| t.duration_since(SystemTime::now()).unwrap_or_default());
-                let next = next
-                    .map(|d| format!(" · next poll in {}s", d.as_secs()))
-                    .unwrap_or_default();
+                self.next_poll
+                    .store(snapshot.next_poll.map_or(0, epoch_ms), Ordering::Relaxed);
                 bar.set_message(format!(
-                    "{state} · {imports} imported · {errors} failed · {}s elapsed · attempt {}{next}{problem}",
-                    self.started.elapsed().as_secs(),
+                    "{state} · {imports} imported · {errors} failed · attempt {}{problem}",
                     snapshot.attempts,
                 ));
             }
@@ -80,4 +92,9 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }

@@ -29,7 +29,14 @@ pub(crate) async fn respond(
 ) -> Result<Response<FakeBody>, io::Error> {
     let (parts, body) = request.into_parts();
     let target = parse_path(parts.uri.path());
-    let mut entry = log_entry(&shared, &parts, target.as_ref());
+    let mut logged = LogOnDrop {
+        entry: Some(log_entry(&shared, &parts, target.as_ref())),
+        shared: Arc::clone(&shared),
+    };
+    let entry = logged
+        .entry
+        .as_mut()
+        .expect("set just above, taken only on drop");
     let (body, reply) = match read_body(body, &parts.headers, shared.config.max_body_bytes).await {
         Ok(body) => (body, None),
         Err(BodyError::TooLarge) => {
@@ -58,19 +65,35 @@ pub(crate) async fn respond(
                 parts.uri.query(),
                 target.as_ref(),
                 &body,
-                &mut entry,
+                entry,
             )
             .await
         }
     };
     entry.status = reply.logged_status();
-    shared.lock_log().push(entry);
+    drop(logged);
     if reply.delivery == Delivery::Close {
         return Err(io::Error::other(
             "fake: connection closed without a response",
         ));
     }
     Ok(reply.into_response())
+}
+
+/// Logs its request when dropped: on the way out, or when the client hangs up while a stall
+/// or delay is under way (hyper then drops this task with the connection). The second kind
+/// is logged with no status, as the client got no answer.
+struct LogOnDrop {
+    shared: Arc<Shared>,
+    entry: Option<LoggedRequest>,
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.shared.lock_log().push(entry);
+        }
+    }
 }
 
 async fn answer(

@@ -222,8 +222,18 @@ async fn stall_closes_without_a_response() {
     )
     .await;
     assert!(timed_out.is_err());
+    // The request the client gave up on is logged too, with no status, once the fake notices.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.requests().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let log = fake.requests();
-    assert_eq!(log.last().unwrap().status, None);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|r| r.status.is_none() && r.fault == Some(FaultKind::Stall)),
+        "{log:?}"
+    );
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ pub enum Stage {
     Imports,
     /// Reading the failures.
     Errors,
+    /// Finished: the job ended and every page was read.
+    Done,
 }
 
 impl fmt::Display for Stage {
@@ -37,6 +39,7 @@ impl fmt::Display for Stage {
             Self::Wait => "wait",
             Self::Imports => "imports",
             Self::Errors => "errors",
+            Self::Done => "done",
         })
     }
 }
@@ -281,7 +284,7 @@ impl<T: BatchItem> Workflow<T> {
                 ..
             } => Stage::Errors,
             Phase::Done(ImportOutcome::Stopped { stage, .. }) => *stage,
-            Phase::Done(ImportOutcome::Finished(_)) => Stage::Errors,
+            Phase::Done(ImportOutcome::Finished(_)) => Stage::Done,
         }
     }
 

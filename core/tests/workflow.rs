@@ -197,7 +197,14 @@ fn run<T: fullstory_batch::BatchItem>(
             WorkflowAction::Created(job) => report.created.push(job.id),
             WorkflowAction::Imported(items) => report.imported.extend(items),
             WorkflowAction::Failed(items) => report.failed.extend(items),
-            WorkflowAction::Done(outcome) => return (outcome, report),
+            WorkflowAction::Done(outcome) => {
+                let expected = match &outcome {
+                    ImportOutcome::Finished(_) => Stage::Done,
+                    ImportOutcome::Stopped { stage, .. } => *stage,
+                };
+                assert_eq!(workflow.stage(), expected);
+                return (outcome, report);
+            }
         }
     }
     panic!("the workflow never finished");

@@ -378,6 +378,16 @@ impl Poller {
         }
     }
 
+    /// Feeds back one call's result as an adapter returns it: the parsed status, or either
+    /// kind of [`Error`]. The same as the two `handle_*` methods above.
+    pub fn handle_result(&mut self, result: Result<JobStatusResponse, Error>, now: SystemTime) {
+        match result {
+            Ok(status) => self.handle_response(Ok(status), now),
+            Err(Error::Api(e)) => self.handle_response(Err(e), now),
+            Err(Error::Transport(e)) => self.handle_transport_error(e, now),
+        }
+    }
+
     fn on_status(&mut self, status: JobStatusResponse, now: SystemTime) {
         let s = &mut self.state;
         s.pacer.succeeded();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobRef;
-use crate::error::{ApiError, TransportError};
+use crate::error::{ApiError, Error, TransportError};
 use crate::model::JobStatusResponse;
 use crate::poller::{Action, Outcome, Policy, Poller, Progress};
 use crate::time_math::{later, until};
@@ -273,6 +273,20 @@ impl Scheduler {
         if let Some(poller) = self.poller_mut(key) {
             poller.handle_transport_error(error, now);
             self.requeue(key);
+        }
+    }
+
+    /// Feeds back one call's result for `key` as an adapter returns it.
+    pub fn handle_result(
+        &mut self,
+        key: JobKey,
+        result: Result<JobStatusResponse, Error>,
+        now: SystemTime,
+    ) {
+        match result {
+            Ok(status) => self.handle_response(key, Ok(status), now),
+            Err(Error::Api(e)) => self.handle_response(key, Err(e), now),
+            Err(Error::Transport(e)) => self.handle_transport_error(key, e, now),
         }
     }
 

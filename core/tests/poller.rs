@@ -602,3 +602,30 @@ proptest! {
         prop_assert!(now.duration_since(end).unwrap() <= policy.max_interval, "seen {:?} late", now.duration_since(end));
     }
 }
+
+#[test]
+fn handle_result_sorts_each_kind_of_answer() {
+    let now = t0();
+    let mut poller = Poller::new(job(), Policy::default(), now, 1);
+    let _ = poller.poll(now);
+    poller.handle_result(
+        Err(Error::Transport(TransportError::new(TransportKind::Reset))),
+        now,
+    );
+    assert_eq!(poller.progress().errors_in_row, 1);
+    let at = poller.next_due().unwrap();
+    let _ = poller.poll(at);
+    poller.handle_result(
+        answer(&Reply::Error(503, Some(1)), at).map_err(Error::Api),
+        at,
+    );
+    assert_eq!(poller.progress().errors_in_row, 2);
+    let next = poller.next_due().unwrap();
+    assert!(
+        next >= at + Duration::from_secs(1),
+        "the 503's Retry-After is a floor"
+    );
+    let _ = poller.poll(next);
+    poller.handle_result(answer(&Reply::Completed, next).map_err(Error::Api), next);
+    assert!(matches!(poller.outcome(), Some(Outcome::Completed(_))));
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
     Action, Budget, Error, JobKey, JobRef, JobStatusResponse, Outcome, Policy, Poller,
-    ProgressSnapshot, Scheduler, SchedulerAction, TransportError, TransportKind,
+    ProgressSnapshot, Scheduler, SchedulerAction,
 };
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -78,7 +78,7 @@ impl Client {
                     let span = request_span(job, Some(poller.progress().attempts));
                     let answer = self.status_within(job, deadline, &span).await;
                     last_error = answer.as_ref().err().cloned();
-                    feed(&mut poller, answer);
+                    poller.handle_result(answer, SystemTime::now());
                     if let Some(at) = poller.next_due() {
                         span.record("wait_ms", millis(until(at)));
                     }
@@ -186,37 +186,14 @@ impl Client {
     }
 }
 
-/// Hands one answer to a poller, sorted as the core expects.
-fn feed(poller: &mut Poller, answer: Result<JobStatusResponse, Error>) {
-    let now = SystemTime::now();
-    match answer {
-        Ok(status) => poller.handle_response(Ok(status), now),
-        Err(Error::Api(e)) => poller.handle_response(Err(e), now),
-        Err(Error::Transport(e)) => poller.handle_transport_error(e, now),
-        Err(other) => poller.handle_transport_error(unknown(other), now),
-    }
-}
-
 fn feed_scheduler(
     scheduler: &mut Scheduler,
     key: JobKey,
     answer: Result<JobStatusResponse, Error>,
     span: &tracing::Span,
 ) {
-    let now = SystemTime::now();
-    match answer {
-        Ok(status) => scheduler.handle_response(key, Ok(status), now),
-        Err(Error::Api(e)) => scheduler.handle_response(key, Err(e), now),
-        Err(Error::Transport(e)) => scheduler.handle_transport_error(key, e, now),
-        Err(other) => scheduler.handle_transport_error(key, unknown(other), now),
-    }
+    scheduler.handle_result(key, answer, SystemTime::now());
     if let Some(at) = scheduler.poller(key).and_then(Poller::next_due) {
         span.record("wait_ms", millis(until(at)));
     }
-}
-
-/// `Error` is non-exhaustive; this adapter makes only `Api` and `Transport`, so a newer
-/// variant could only come from a newer core. Treat it as a transport failure.
-fn unknown(err: Error) -> TransportError {
-    TransportError::with_source(TransportKind::Other, err)
 }

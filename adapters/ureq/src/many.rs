@@ -205,17 +205,7 @@ impl Driver<'_> {
 
     fn feed(&mut self, (key, result): Answer) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        let now = SystemTime::now();
-        match result {
-            Ok(status) => self.scheduler.handle_response(key, Ok(status), now),
-            Err(Error::Api(e)) => self.scheduler.handle_response(key, Err(e), now),
-            Err(Error::Transport(e)) => self.scheduler.handle_transport_error(key, e, now),
-            Err(other) => self.scheduler.handle_transport_error(
-                key,
-                TransportError::with_source(TransportKind::Other, other.to_string()),
-                now,
-            ),
-        }
+        self.scheduler.handle_result(key, result, SystemTime::now());
     }
 }
 

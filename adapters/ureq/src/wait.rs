@@ -4,8 +4,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 use fullstory_batch::{
-    Action, Error, JobRef, JobStatusResponse, Outcome, Policy, Poller, ProgressSnapshot,
-    TransportError, TransportKind,
+    Action, Error, JobRef, Outcome, Policy, Poller, ProgressSnapshot, TransportError, TransportKind,
 };
 use tracing::debug;
 
@@ -75,21 +74,7 @@ impl<'c> Waiter<'c> {
         let result = self.client.call(&job, deadline, Some(attempt));
         let now = SystemTime::now();
         self.last_error = result.as_ref().err().cloned();
-        feed_poller(&mut self.poller, result, now);
-    }
-}
-
-/// Hands one call's result to a poller.
-fn feed_poller(poller: &mut Poller, result: Result<JobStatusResponse, Error>, now: SystemTime) {
-    match result {
-        Ok(status) => poller.handle_response(Ok(status), now),
-        Err(Error::Api(e)) => poller.handle_response(Err(e), now),
-        Err(Error::Transport(e)) => poller.handle_transport_error(e, now),
-        // `Error` is non-exhaustive; anything new still counts as a failed request.
-        Err(other) => poller.handle_transport_error(
-            TransportError::with_source(TransportKind::Other, other.to_string()),
-            now,
-        ),
+        self.poller.handle_result(result, now);
     }
 }
 

@@ -9,8 +9,8 @@ use http::{Request, Response};
 use crate::batch::{BatchItem, MAX_BATCH_ITEMS, ValidationError, validate};
 use crate::config::Config;
 use crate::error::TransportError;
-use crate::poller::Policy;
-use crate::workflow::{Workflow, WorkflowAction};
+use crate::poller::{Policy, Progress};
+use crate::workflow::{ImportEvent, Workflow, WorkflowAction};
 
 /// Fullstory starts limiting an organisation at 100 jobs in progress; staying well under
 /// leaves room for other importers in the same organisation.
@@ -33,8 +33,8 @@ pub enum QueueAction<T> {
     Event {
         /// The batch.
         batch: usize,
-        /// What happened: never `Send`, `Wait` or `AwaitResponse`.
-        event: WorkflowAction<T>,
+        /// What happened (never `Progress`: ask [`ImportQueue::progress`]).
+        event: ImportEvent<T>,
     },
     /// Nothing to do before this instant, or before an answer arrives.
     Wait(SystemTime),
@@ -119,6 +119,11 @@ impl<T: BatchItem> ImportQueue<T> {
         self.active.len()
     }
 
+    /// The waiting step's progress of `batch`, while it waits for its job.
+    pub fn progress(&self, batch: usize) -> Option<Progress<'_>> {
+        self.active.iter().find(|(b, _)| *b == batch).and_then(|(_, w)| w.progress())
+    }
+
     /// The next thing to do at `now`.
     pub fn poll(&mut self, now: SystemTime) -> QueueAction<T> {
         self.start_batches(now);
@@ -132,12 +137,14 @@ impl<T: BatchItem> ImportQueue<T> {
                 WorkflowAction::AwaitResponse => {}
                 WorkflowAction::Done(outcome) => {
                     self.active.swap_remove(i);
-                    return QueueAction::Event {
-                        batch,
-                        event: WorkflowAction::Done(outcome),
-                    };
+                    let event = ImportEvent::Done(outcome);
+                    return QueueAction::Event { batch, event };
                 }
-                event => return QueueAction::Event { batch, event },
+                action => {
+                    if let Some(event) = ImportEvent::from_action(action) {
+                        return QueueAction::Event { batch, event };
+                    }
+                }
             }
             i += 1;
         }

@@ -78,6 +78,20 @@ pub enum ImportEvent<T> {
     Done(ImportOutcome),
 }
 
+impl<T> ImportEvent<T> {
+    /// The event a workflow action stands for; `None` for sends and waits, which a driver
+    /// acts on instead of reporting.
+    pub fn from_action(action: WorkflowAction<T>) -> Option<Self> {
+        match action {
+            WorkflowAction::Created(job) => Some(Self::Created(job)),
+            WorkflowAction::Imported(items) => Some(Self::Imported(items)),
+            WorkflowAction::Failed(items) => Some(Self::Failed(items)),
+            WorkflowAction::Done(outcome) => Some(Self::Done(outcome)),
+            WorkflowAction::Send(_) | WorkflowAction::Wait(_) | WorkflowAction::AwaitResponse => None,
+        }
+    }
+}
+
 impl<T> ImportReport<T> {
     /// Collects every event of an import into one report; `None` if the events stop before
     /// `Done`.

@@ -9,7 +9,7 @@ use fullstory_batch::{
     JobId, JobState, Outcome, Page, PageAnswer, Policy, Stage, UserId, UserRequest,
     ValidationError, Workflow, WorkflowAction,
 };
-use fullstory_batch::{ImportQueue, QueueAction};
+use fullstory_batch::{ImportEvent, ImportQueue, QueueAction};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -594,18 +594,18 @@ fn a_hundred_and_twenty_thousand_items_make_three_jobs_two_at_a_time() {
             QueueAction::Wait(t) => now = t,
             QueueAction::AwaitResponse => panic!("every request is answered at once"),
             QueueAction::Event {
-                event: WorkflowAction::Created(_),
+                event: ImportEvent::Created(_),
                 ..
             } => {
                 active += 1;
                 most_active = most_active.max(active);
             }
             QueueAction::Event {
-                event: WorkflowAction::Imported(items),
+                event: ImportEvent::Imported(items),
                 ..
             } => imported += items.len(),
             QueueAction::Event {
-                event: WorkflowAction::Done(outcome),
+                event: ImportEvent::Done(outcome),
                 ..
             } => {
                 assert!(matches!(outcome, ImportOutcome::Finished(_)), "{outcome:?}");

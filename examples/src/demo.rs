@@ -34,7 +34,7 @@ pub fn run() -> Exit {
     let (mut imported, mut failed) = (Vec::new(), Vec::new());
     let exit = crate::import::import_batches(
         &client,
-        &events(),
+        events(),
         Policy::default().with_timeout(Duration::from_secs(60)),
         false,
         &mut |event| match event {

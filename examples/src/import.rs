@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use fullstory_batch::{
     BatchItem, EventRequest, ImportOutcome, MAX_BATCH_ITEMS, PageKind, Policy, UserRequest,
-    validate,
 };
 use fullstory_batch_ureq::{Client, ImportEvent, Importer};
 
@@ -30,86 +29,67 @@ fn import_typed<T: BatchItem>(global: &Global, file: &Path, timeout: Duration, j
             return Exit::Usage;
         }
     };
-    // Check every batch before the first is sent: an import stops whole, not half-done.
-    for (n, batch) in items.chunks(MAX_BATCH_ITEMS).enumerate() {
-        if let Err(e) = validate(batch) {
-            eprintln!("error: batch {n} (items from {}): {e}", n * MAX_BATCH_ITEMS);
-            return Exit::Usage;
-        }
-    }
     let Ok(client) = crate::client(global) else {
         return Exit::Usage;
     };
-    if items.is_empty() {
-        eprintln!("error: {}: no items", file.display());
-        return Exit::Usage;
-    }
     import_batches(
         &client,
-        &items,
+        items,
         Policy::default().with_timeout(timeout),
         json,
         &mut |_| {},
     )
 }
 
-/// Imports `items` one batch of at most 50,000 after another, with progress on stderr, and
-/// prints each batch's outcome. `on_event` sees every event (the demo prints items).
+/// How many jobs an import keeps in progress at once: well under the org's limit of 100,
+/// so other importers in the same organisation keep room.
+const MAX_IN_PROGRESS: usize = 2;
+
+/// Imports `items` as batches of at most 50,000, at most two jobs in progress, with
+/// progress on stderr, and prints each batch's outcome. Every item is checked before the
+/// first request, so an import stops whole, not half-done. `on_event` sees every event (the
+/// demo prints items).
 pub fn import_batches<T: BatchItem>(
     client: &Client,
-    items: &[T],
+    items: Vec<T>,
     policy: Policy,
     json: bool,
     on_event: &mut dyn FnMut(&ImportEvent<T>),
 ) -> Exit {
-    let mut worst = Exit::Ok;
-    for batch in items.chunks(MAX_BATCH_ITEMS) {
-        let importer = match client.importer(batch, None, policy.clone()) {
-            Ok(importer) => importer,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Usage;
-            }
-        };
-        let exit = run(importer, json, on_event);
-        worst = worst.max(exit);
-        if !matches!(exit, Exit::Ok | Exit::JobFailed) {
-            break;
+    let run = match client.import_all(items, MAX_BATCH_ITEMS, MAX_IN_PROGRESS, policy) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
         }
-    }
-    worst
-}
-
-fn run<T: BatchItem>(
-    importer: Importer<'_, T>,
-    json: bool,
-    on_event: &mut dyn FnMut(&ImportEvent<T>),
-) -> Exit {
+    };
     let mut progress = Progress::new();
+    let (mut jobs, mut worst) = (Vec::new(), Exit::Ok);
     let (mut imported, mut failed) = (0usize, 0usize);
-    for event in importer {
+    for (batch, event) in run {
         on_event(&event);
         match event {
             ImportEvent::Created(job) => {
+                progress.note(&format!("batch {batch}: created job {}", job.id));
+                jobs.push(job.id);
                 crate::on_ctrl_c(format!(
-                    "fsbatch wait {} (the job id; the import goes on server-side)",
-                    job.id
+                    "fsbatch wait JOB_ID, for each of: {}",
+                    jobs.join(" ")
                 ));
-                progress.note(&format!("created job {}", job.id));
             }
             ImportEvent::Progress(snapshot) => progress.update(&snapshot),
             ImportEvent::Imported(items) => imported += items.len(),
             ImportEvent::Failed(items) => failed += items.len(),
             ImportEvent::Done(outcome) => {
                 progress.finish();
-                if !json {
-                    eprintln!("read {imported} imported and {failed} failed items");
-                }
-                return report(outcome, json);
+                worst = worst.max(report(outcome, json));
             }
         }
     }
-    unreachable!("an importer ends with Done")
+    if !json {
+        eprintln!("read {imported} imported and {failed} failed items");
+    }
+    worst
 }
 
 fn report(outcome: ImportOutcome, json: bool) -> Exit {

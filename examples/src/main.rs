@@ -78,9 +78,17 @@ fn wait(global: &Global, job_id: &str, policy: Policy, json: bool) -> Exit {
     wait_with_progress(&client, job, policy, json)
 }
 
-/// On Ctrl-C, say how to pick up again: the job keeps running on the server either way.
+/// What Ctrl-C prints: how to pick up again. Jobs keep running on the server either way.
+static RESUME: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// On Ctrl-C, print `resume` (the latest one set wins) and exit 130.
 pub(crate) fn on_ctrl_c(resume: String) {
-    let _ = ctrlc::set_handler(move || {
+    *RESUME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = resume;
+    // Installed once; later calls only change the text.
+    let _ = ctrlc::set_handler(|| {
+        let resume = RESUME.lock().map(|r| r.clone()).unwrap_or_default();
         eprintln!("\ninterrupted; the job goes on. To wait again, run:\n  {resume}");
         std::process::exit(130);
     });

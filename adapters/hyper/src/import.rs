@@ -219,7 +219,7 @@ impl Client {
                     if events.len() <= batch {
                         events.resize_with(batch + 1, Vec::new);
                     }
-                    events[batch].push(queue_event(event));
+                    events[batch].push(event);
                     continue;
                 }
                 QueueAction::Done => break,
@@ -244,15 +244,3 @@ impl Client {
     }
 }
 
-/// A queue's event as an import event (the queue never hands over sends or waits).
-fn queue_event<T>(action: WorkflowAction<T>) -> ImportEvent<T> {
-    match action {
-        WorkflowAction::Created(job) => ImportEvent::Created(job),
-        WorkflowAction::Imported(items) => ImportEvent::Imported(items),
-        WorkflowAction::Failed(items) => ImportEvent::Failed(items),
-        WorkflowAction::Done(outcome) => ImportEvent::Done(outcome),
-        WorkflowAction::Send(_) | WorkflowAction::Wait(_) | WorkflowAction::AwaitResponse => {
-            unreachable!("a queue hands sends and waits over as its own actions")
-        }
-    }
-}

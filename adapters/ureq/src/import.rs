@@ -8,6 +8,8 @@ use fullstory_batch::{
     ProgressSnapshot, TransportError, TransportKind, ValidationError, Workflow, WorkflowAction,
 };
 
+use fullstory_batch::{ImportQueue, QueueAction};
+
 use crate::client::Client;
 use crate::wait::random_seed;
 
@@ -162,5 +164,73 @@ impl Client {
             last_error: None,
             finished: false,
         }
+    }
+}
+
+/// Any number of items as batches, one blocking request at a time: the core's
+/// [`ImportQueue`] decides which batch sends next, so several jobs are in progress at once
+/// while this thread sends, sleeps and hands back what happened, tagged with the batch index.
+#[derive(Debug)]
+pub struct QueueRun<'c, T> {
+    client: &'c Client,
+    queue: ImportQueue<T>,
+    last_error: Option<fullstory_batch::Error>,
+}
+
+impl<T: BatchItem> Iterator for QueueRun<'_, T> {
+    type Item = (usize, ImportEvent<T>);
+
+    fn next(&mut self) -> Option<(usize, ImportEvent<T>)> {
+        loop {
+            let now = SystemTime::now();
+            match self.queue.poll(now) {
+                QueueAction::Send { batch, request } => {
+                    let waiting = self.queue.progress(batch).is_some();
+                    let result = self.client.fetch(request, None);
+                    let now = SystemTime::now();
+                    self.last_error = match result {
+                        Ok(response) => {
+                            self.queue.handle_response(batch, &response, now);
+                            None
+                        }
+                        Err(e) => {
+                            self.queue.handle_transport_error(batch, e.clone(), now);
+                            Some(fullstory_batch::Error::Transport(e))
+                        }
+                    };
+                    if let (true, Some(p)) = (waiting, self.queue.progress(batch)) {
+                        let snapshot = ProgressSnapshot::new(p, self.last_error.clone());
+                        return Some((batch, ImportEvent::Progress(snapshot)));
+                    }
+                }
+                QueueAction::Event { batch, event } => return Some((batch, event)),
+                QueueAction::Wait(until) => {
+                    std::thread::sleep(until.duration_since(now).unwrap_or(Duration::ZERO));
+                }
+                // Every request here is answered before the next poll, so nothing is out.
+                QueueAction::AwaitResponse | QueueAction::Done => return None,
+            }
+        }
+    }
+}
+
+
+impl Client {
+    /// Imports any number of items as batches of at most `batch_size` (capped at 50,000),
+    /// with at most `max_in_progress` jobs in progress at once, as an iterator of
+    /// `(batch index, event)`.
+    ///
+    /// # Errors
+    /// The first [`ValidationError`], its index counted from the start of `items`; nothing
+    /// is sent then.
+    pub fn import_all<T: BatchItem>(
+        &self,
+        items: Vec<T>,
+        batch_size: usize,
+        max_in_progress: usize,
+        policy: Policy,
+    ) -> Result<QueueRun<'_, T>, ValidationError> {
+        let queue = ImportQueue::new(self.config.clone(), items, batch_size, policy, random_seed())?;
+        Ok(QueueRun { client: self, queue: queue.with_max_in_progress(max_in_progress), last_error: None })
     }
 }

@@ -111,7 +111,7 @@ mod options;
 mod wait;
 
 pub use client::Client;
-pub use import::Importer;
+pub use import::{Importer, QueueRun};
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,

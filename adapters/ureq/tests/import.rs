@@ -191,3 +191,32 @@ fn a_dead_job_id_stops_with_not_found() {
         report.outcome
     );
 }
+
+#[test]
+fn import_all_splits_into_batches_with_two_in_progress() {
+    let fake = fake().processing_time(Duration::from_millis(200)).page_size(4).start_blocking().unwrap();
+    let client = client(fake.base_url());
+    let run = client.import_all(events(25, 0), 10, 2, fast_policy()).unwrap();
+    let (mut active, mut most, mut imported, mut done) = (0usize, 0usize, 0usize, Vec::new());
+    for (batch, event) in run {
+        match event {
+            ImportEvent::Created(_) => {
+                active += 1;
+                most = most.max(active);
+            }
+            ImportEvent::Imported(items) => imported += items.len(),
+            ImportEvent::Done(outcome) => {
+                assert_eq!(finished_status(&outcome), JobState::Completed);
+                active -= 1;
+                done.push(batch);
+            }
+            _ => {}
+        }
+    }
+    done.sort_unstable();
+    assert_eq!(done, [0, 1, 2]);
+    assert_eq!((imported, most), (25, 2));
+    let mut sizes: Vec<usize> = fake.jobs().iter().map(|j| j.items).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [5, 10, 10]);
+}

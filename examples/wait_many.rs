@@ -1,7 +1,7 @@
 //! Many jobs at once under one request budget: 200 jobs, at most 100 requests a second,
 //! all on one task. A 429 on any of them would pause them all until its Retry-After.
 //!
-//! `cargo run -p fsbatch --example many_jobs`
+//! `cargo run -p fsbatch --example wait_many`
 
 use std::time::{Duration, Instant};
 

@@ -121,7 +121,10 @@ impl<T: BatchItem> ImportQueue<T> {
 
     /// The waiting step's progress of `batch`, while it waits for its job.
     pub fn progress(&self, batch: usize) -> Option<Progress<'_>> {
-        self.active.iter().find(|(b, _)| *b == batch).and_then(|(_, w)| w.progress())
+        self.active
+            .iter()
+            .find(|(b, _)| *b == batch)
+            .and_then(|(_, w)| w.progress())
     }
 
     /// The next thing to do at `now`.

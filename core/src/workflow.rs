@@ -87,7 +87,9 @@ impl<T> ImportEvent<T> {
             WorkflowAction::Imported(items) => Some(Self::Imported(items)),
             WorkflowAction::Failed(items) => Some(Self::Failed(items)),
             WorkflowAction::Done(outcome) => Some(Self::Done(outcome)),
-            WorkflowAction::Send(_) | WorkflowAction::Wait(_) | WorkflowAction::AwaitResponse => None,
+            WorkflowAction::Send(_) | WorkflowAction::Wait(_) | WorkflowAction::AwaitResponse => {
+                None
+            }
         }
     }
 }

@@ -214,7 +214,6 @@ impl<T: BatchItem> Iterator for QueueRun<'_, T> {
     }
 }
 
-
 impl Client {
     /// Imports any number of items as batches of at most `batch_size` (capped at 50,000),
     /// with at most `max_in_progress` jobs in progress at once, as an iterator of
@@ -230,7 +229,17 @@ impl Client {
         max_in_progress: usize,
         policy: Policy,
     ) -> Result<QueueRun<'_, T>, ValidationError> {
-        let queue = ImportQueue::new(self.config.clone(), items, batch_size, policy, random_seed())?;
-        Ok(QueueRun { client: self, queue: queue.with_max_in_progress(max_in_progress), last_error: None })
+        let queue = ImportQueue::new(
+            self.config.clone(),
+            items,
+            batch_size,
+            policy,
+            random_seed(),
+        )?;
+        Ok(QueueRun {
+            client: self,
+            queue: queue.with_max_in_progress(max_in_progress),
+            last_error: None,
+        })
     }
 }

@@ -194,9 +194,15 @@ fn a_dead_job_id_stops_with_not_found() {
 
 #[test]
 fn import_all_splits_into_batches_with_two_in_progress() {
-    let fake = fake().processing_time(Duration::from_millis(200)).page_size(4).start_blocking().unwrap();
+    let fake = fake()
+        .processing_time(Duration::from_millis(200))
+        .page_size(4)
+        .start_blocking()
+        .unwrap();
     let client = client(fake.base_url());
-    let run = client.import_all(events(25, 0), 10, 2, fast_policy()).unwrap();
+    let run = client
+        .import_all(events(25, 0), 10, 2, fast_policy())
+        .unwrap();
     let (mut active, mut most, mut imported, mut done) = (0usize, 0usize, 0usize, Vec::new());
     for (batch, event) in run {
         match event {

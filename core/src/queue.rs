@@ -177,6 +177,19 @@ impl<T: BatchItem> ImportQueue<T> {
         }
     }
 
+    /// Feeds back what `batch`'s send gave: the response, or the failure to get one.
+    pub fn handle_result<B: AsRef<[u8]>>(
+        &mut self,
+        batch: usize,
+        result: Result<Response<B>, TransportError>,
+        now: SystemTime,
+    ) {
+        match result {
+            Ok(response) => self.handle_response(batch, &response, now),
+            Err(e) => self.handle_transport_error(batch, e, now),
+        }
+    }
+
     fn start_batches(&mut self, now: SystemTime) {
         while self.active.len() < self.max_in_progress {
             let Some((batch, items)) = self.pending.pop_front() else {

@@ -393,6 +393,18 @@ impl<T: BatchItem> Workflow<T> {
         }
     }
 
+    /// Feeds back what a send gave: the response, or the failure to get one.
+    pub fn handle_result<B: AsRef<[u8]>>(
+        &mut self,
+        result: Result<Response<B>, TransportError>,
+        now: SystemTime,
+    ) {
+        match result {
+            Ok(response) => self.handle_response(&response, now),
+            Err(e) => self.handle_transport_error(e, now),
+        }
+    }
+
     fn request(&self) -> Request<Vec<u8>> {
         match &self.phase {
             Phase::Create { body } => {

@@ -42,16 +42,12 @@ impl<T: BatchItem> Importer<T> {
                         .exchange(request, left, &tracing::Span::current())
                         .await;
                     let now = SystemTime::now();
-                    self.last_error = match result {
-                        Ok(response) => {
-                            self.workflow.handle_response(&response, now);
-                            None
-                        }
-                        Err(e) => {
-                            self.workflow.handle_transport_error(e.clone(), now);
-                            Some(fullstory_batch::Error::Transport(e))
-                        }
-                    };
+                    self.last_error = result
+                        .as_ref()
+                        .err()
+                        .cloned()
+                        .map(fullstory_batch::Error::Transport);
+                    self.workflow.handle_result(result, now);
                     if let (true, Some(p)) = (waiting, self.workflow.progress()) {
                         return Some(ImportEvent::Progress(ProgressSnapshot::new(
                             p,
@@ -65,12 +61,11 @@ impl<T: BatchItem> Importer<T> {
                     self.workflow
                         .handle_transport_error(TransportError::new(TransportKind::Other), now);
                 }
-                WorkflowAction::Created(job) => return Some(ImportEvent::Created(job)),
-                WorkflowAction::Imported(items) => return Some(ImportEvent::Imported(items)),
-                WorkflowAction::Failed(items) => return Some(ImportEvent::Failed(items)),
-                WorkflowAction::Done(outcome) => {
-                    self.finished = true;
-                    return Some(ImportEvent::Done(outcome));
+                // Created, a page, or Done: sends and waits are handled above.
+                action => {
+                    let event = ImportEvent::from_action(action);
+                    self.finished = matches!(event, Some(ImportEvent::Done(_)));
+                    return event;
                 }
             }
         }
@@ -229,10 +224,7 @@ impl Client {
             tokio::select! {
                 Some((batch, result)) = in_flight.next() => {
                     let now = SystemTime::now();
-                    match result {
-                        Ok(response) => queue.handle_response(batch, &response, now),
-                        Err(e) => queue.handle_transport_error(batch, e, now),
-                    }
+                    queue.handle_result(batch, result, now);
                 }
                 () = tokio::time::sleep(wake.map_or(std::time::Duration::ZERO, until)), if wake.is_some() => {}
             }

@@ -37,16 +37,12 @@ impl<T: BatchItem> Iterator for Importer<'_, T> {
                     let waiting = self.workflow.progress().is_some();
                     let result = self.client.fetch(request, self.workflow.deadline());
                     let now = SystemTime::now();
-                    self.last_error = match result {
-                        Ok(response) => {
-                            self.workflow.handle_response(&response, now);
-                            None
-                        }
-                        Err(e) => {
-                            self.workflow.handle_transport_error(e.clone(), now);
-                            Some(fullstory_batch::Error::Transport(e))
-                        }
-                    };
+                    self.last_error = result
+                        .as_ref()
+                        .err()
+                        .cloned()
+                        .map(fullstory_batch::Error::Transport);
+                    self.workflow.handle_result(result, now);
                     if let (true, Some(snapshot)) = (waiting, self.snapshot()) {
                         return Some(ImportEvent::Progress(snapshot));
                     }
@@ -59,12 +55,11 @@ impl<T: BatchItem> Iterator for Importer<'_, T> {
                     self.workflow
                         .handle_transport_error(TransportError::new(TransportKind::Other), now);
                 }
-                WorkflowAction::Created(job) => return Some(ImportEvent::Created(job)),
-                WorkflowAction::Imported(items) => return Some(ImportEvent::Imported(items)),
-                WorkflowAction::Failed(items) => return Some(ImportEvent::Failed(items)),
-                WorkflowAction::Done(outcome) => {
-                    self.finished = true;
-                    return Some(ImportEvent::Done(outcome));
+                // Created, a page, or Done: sends and waits are handled above.
+                action => {
+                    let event = ImportEvent::from_action(action);
+                    self.finished = matches!(event, Some(ImportEvent::Done(_)));
+                    return event;
                 }
             }
         }
@@ -188,16 +183,12 @@ impl<T: BatchItem> Iterator for QueueRun<'_, T> {
                     let waiting = self.queue.progress(batch).is_some();
                     let result = self.client.fetch(request, None);
                     let now = SystemTime::now();
-                    self.last_error = match result {
-                        Ok(response) => {
-                            self.queue.handle_response(batch, &response, now);
-                            None
-                        }
-                        Err(e) => {
-                            self.queue.handle_transport_error(batch, e.clone(), now);
-                            Some(fullstory_batch::Error::Transport(e))
-                        }
-                    };
+                    self.last_error = result
+                        .as_ref()
+                        .err()
+                        .cloned()
+                        .map(fullstory_batch::Error::Transport);
+                    self.queue.handle_result(batch, result, now);
                     if let (true, Some(p)) = (waiting, self.queue.progress(batch)) {
                         let snapshot = ProgressSnapshot::new(p, self.last_error.clone());
                         return Some((batch, ImportEvent::Progress(snapshot)));

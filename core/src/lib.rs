@@ -3,9 +3,11 @@
 //! # Scope
 //! In: building `http::Request` values for the batch-import calls (create, status, the
 //! imports and errors pages), parsing `http::Response` values into typed answers or typed
-//! errors, reading `Retry-After`, and deciding what to do next: [`Poller`] waits for one job,
-//! [`Scheduler`] for many under one request budget, [`Workflow`] runs a whole import
-//! (create, wait, read every page), [`ImportQueue`] any number of items as batches.
+//! errors, reading `Retry-After`, and deciding what to do next. Two state machines decide
+//! everything: a [`Job`] runs one job (an optional create, the wait, optional page reads),
+//! a [`JobSet`] runs many under one request budget, a cap on jobs in progress, one
+//! organisation-wide pause on 429 and one deadline. A [`Batcher`] splits any number of
+//! items into serialised [`Batch`]es for them.
 //! Out: sockets, TLS, clocks, timers, runtimes. Those belong to the caller or to an adapter
 //! crate (`fullstory-batch-hyper` for async on tokio, `fullstory-batch-ureq` for blocking).
 //! Every method whose answer depends on time takes `now` as an argument.
@@ -30,59 +32,58 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Waiting for a job
-//! A [`Poller`] decides; its driver acts. The loop, in every runtime:
-//! 1. `poller.poll(now)` returns an [`Action`].
-//! 2. On [`Action::Send`], send `config.status_request(poller.job())`, then feed back
-//!    `config.parse_status(&response)` with [`Poller::handle_response`], or the failure to get
-//!    a response with [`Poller::handle_transport_error`]. Go to 1.
-//! 3. On [`Action::Wait`], sleep until that instant, then go to 1.
-//! 4. On [`Action::Done`], the [`Outcome`] says how it ended.
+//! # The loop
+//! Both machines have the same five verbs, in the style of `quinn-proto`; a driver runs
+//! one loop, whatever it waits for:
+//! 1. Take every event from `poll_event` ([`Event`]: created, progress, pages, done).
+//! 2. Send every request `poll_transmit(now)` gives ([`Transmit`]: the request, its id,
+//!    and the deadline at which to abandon it), up to the driver's connection cap.
+//! 3. Sleep until `poll_timeout()`, or until an answer arrives, whichever is first.
+//! 4. Hand each answer to `handle_response(id, &response, now)` (the core parses it), or
+//!    the failure to get one to `handle_send_failed(id, error, now)`. Go to 1.
 //!
 //! ```text
-//!            ┌──────── Wait(t) ◄──────┐
-//!            ▼                        │ running, retryable error
-//!   new ──► Due ── Send ──► InFlight ─┤
-//!                                     │ terminal status, gave up, deadline
-//!                                     └──────► Done(Outcome)
+//!   create ──► wait ──► imports ──► errors ──► Done(Finished(status))
+//!      │         │         │           │
+//!      └─────────┴─────────┴───────────┴──► Done(Stopped { stage, reason })
 //! ```
 //!
-//! Here with canned answers and a fake clock that jumps to each wake-up:
+//! Many jobs with a fake clock and canned answers: a 429 on one pauses both.
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use fullstory_batch::{Action, ApiKey, Config, JobId, JobRef, Outcome, Policy, Poller, Resource};
+//! use fullstory_batch::{ApiKey, Config, Event, JobId, JobRef, JobSet, Policy, Resource};
 //!
 //! let config = Config::new(ApiKey::new("my-api-key")?);
-//! let job = JobRef::new(Resource::Events, JobId::new("abd123=")?);
 //! let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-//! let mut poller = Poller::new(job, Policy::default().with_timeout(Duration::from_secs(600)), now, 42);
-//! let mut answers = vec![
-//!     (200, r#"{"job":{"id":"abd123=","status":"PROCESSING"}}"#),
-//!     (503, r#"{"message":"try later","code":"server_error"}"#),
-//!     (200, r#"{"imports":1000,"job":{"id":"abd123=","status":"COMPLETED"}}"#),
-//! ]
-//! .into_iter();
-//! let outcome = loop {
-//!     match poller.poll(now) {
-//!         Action::Send { .. } => {
-//!             let _request = config.status_request(poller.job()); // send it with any client
-//!             let (status, body) = answers.next().expect("the poller stops at COMPLETED");
-//!             let response = http::Response::builder().status(status).body(body)?;
-//!             poller.handle_response(config.parse_status(&response), now);
+//! let mut set: JobSet = JobSet::new(config, Policy::default(), now, 7);
+//! for id in ["a", "b"] {
+//!     set.add_job(JobRef::new(Resource::Events, JobId::new(id)?), now);
+//! }
+//! let mut first = true;
+//! let mut done = Vec::new();
+//! while !set.is_empty() {
+//!     while let Some((key, event)) = set.poll_event() {
+//!         if let Event::Done(outcome) = event {
+//!             done.push((key.index(), outcome.into_result()?.imports));
 //!         }
-//!         Action::Wait(until) => now = until, // a real driver sleeps here
-//!         Action::AwaitResponse => unreachable!("this driver answers every request at once"),
-//!         Action::Done(outcome) => break outcome,
 //!     }
-//! };
-//! assert!(matches!(outcome, Outcome::Completed(ref s) if s.imports == 1000));
-//! assert_eq!(poller.progress().attempts, 3);
+//!     while let Some(transmit) = set.poll_transmit(now) {
+//!         let response = if std::mem::take(&mut first) {
+//!             http::Response::builder().status(429).header("retry-after", "30").body("")?
+//!         } else {
+//!             http::Response::builder().status(200)
+//!                 .body(r#"{"imports":5,"job":{"id":"x","status":"COMPLETED"}}"#)?
+//!         };
+//!         set.handle_response(transmit.id, &response, now);
+//!     }
+//!     if let Some(wake) = set.poll_timeout() {
+//!         now = now.max(wake); // a real driver sleeps here
+//!     }
+//! }
+//! done.sort();
+//! assert_eq!(done, [(0, 5), (1, 5)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-//!
-//! A [`Scheduler`] runs the same loop for many jobs under one request budget; a [`Workflow`]
-//! and an [`ImportQueue`] run it for whole imports, handing back pages of results as they
-//! come ([`WorkflowAction`]).
 //!
 //! # Crate map
 //! | module of concern | types |
@@ -90,8 +91,9 @@
 //! | configuration | [`Config`], [`ApiKey`], [`BaseUrl`], [`JobId`], [`JobRef`], [`Resource`] |
 //! | the answer | [`JobStatusResponse`], [`JobMetadata`], [`JobState`], [`Page`], [`FailedItem`] |
 //! | what went wrong | [`ApiError`], [`Error`], [`TransportError`], [`ConfigError`], [`ValidationError`] |
-//! | waiting | [`Policy`], [`Poller`], [`Outcome`], [`Scheduler`], [`Budget`], [`retry_after`] |
-//! | importing | [`EventRequest`], [`UserRequest`], [`IdempotencyKey`], [`Workflow`], [`ImportQueue`], [`ImportReport`] |
+//! | the machines | [`Job`], [`JobSet`], [`Transmit`], [`Event`], [`Outcome`], [`Stopped`], [`Progress`] |
+//! | pacing | [`Policy`], [`Budget`], [`retry_after`] |
+//! | importing | [`EventRequest`], [`UserRequest`], [`Batcher`], [`Batch`], [`IdempotencyKey`], [`ImportReport`] |
 //!
 //! # Panics, errors and unwraps
 //! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed
@@ -106,15 +108,14 @@
 mod batch;
 mod config;
 mod error;
+mod input;
+mod job;
+mod job_set;
 mod model;
-mod pacer;
-mod poller;
-mod queue;
+mod pacing;
+mod report;
 mod retry_after;
-mod scheduler;
 mod status;
-mod time_math;
-mod workflow;
 
 pub use batch::{
     BatchItem, EventRequest, FailedItem, IDEMPOTENCY_KEY, IdempotencyKey, MAX_BATCH_ITEMS, Object,
@@ -128,15 +129,17 @@ pub use error::{
     ApiError, EXCERPT_LEN, Error, ErrorBody, ErrorCode, ErrorDetails, ErrorResponse, Malformed,
     TransportError, TransportKind, is_retryable_status,
 };
-pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
-pub use poller::{
-    Action, Outcome, Policy, Poller, PollerState, Progress, ProgressSnapshot, RestoreError,
+pub use input::{Batch, Batcher};
+pub use job::{
+    Event, Job, JobKey, Outcome, Pages, Progress, RequestId, RestoreError, SavedJob, Stage,
+    StopReason, Stopped, Transmit,
 };
-pub use queue::{DEFAULT_MAX_IN_PROGRESS, ImportQueue, QueueAction};
+pub use job_set::{Budget, DEFAULT_MAX_IN_PROGRESS, JobSet, SavedJobSet};
+pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
+pub use pacing::{MIN_INTERVAL, Policy, PolicyBuilder, PolicyError};
+pub use report::ImportReport;
 pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
-pub use scheduler::{Budget, JobKey, Scheduler, SchedulerAction};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
-pub use workflow::{ImportEvent, ImportOutcome, ImportReport, Stage, Workflow, WorkflowAction};
 
 /// The `http` crate this one speaks, so adapters use the same version.
 pub use http;

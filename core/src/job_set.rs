@@ -1,0 +1,493 @@
+//! Many jobs under one roof: one request budget, a cap on jobs in progress, one
+//! organisation-wide pause on 429, and one overall deadline.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::Response;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{BatchItem, EventRequest};
+use crate::config::{Config, JobRef};
+use crate::error::TransportError;
+use crate::input::Batch;
+use crate::job::{
+    Event, Job, JobKey, Outcome, Pages, Progress, RequestId, RestoreError, SavedJob, Step,
+    StopReason, Transmit, is_rate_limited,
+};
+use crate::pacing::{Pacer, Policy, later, until};
+
+/// Fullstory starts limiting an organisation at 100 jobs in progress; staying well under
+/// leaves room for other importers in the same organisation.
+pub const DEFAULT_MAX_IN_PROGRESS: usize = 4;
+
+/// At most `rate` requests a second on average, in bursts of at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Requests per second across all jobs.
+    pub rate: f64,
+    /// Requests that may go at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Budget {
+    /// `rate` requests a second, with bursts of up to `burst`.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self { rate, burst }
+    }
+}
+
+/// A token bucket, refilled from the `now` it is given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Bucket {
+    budget: Budget,
+    tokens: f64,
+    refilled: SystemTime,
+}
+
+impl Bucket {
+    fn new(budget: Budget, now: SystemTime) -> Self {
+        Self {
+            budget,
+            tokens: f64::from(budget.burst.max(1)),
+            refilled: now,
+        }
+    }
+
+    fn refill(&mut self, now: SystemTime) {
+        let earned = until(self.refilled, now).as_secs_f64() * self.rate();
+        self.tokens = (self.tokens + earned).min(f64::from(self.budget.burst.max(1)));
+        self.refilled = self.refilled.max(now);
+    }
+
+    /// Takes a token if one is there.
+    fn take(&mut self, now: SystemTime) -> bool {
+        self.refill(now);
+        let ok = self.tokens >= 1.0;
+        if ok {
+            self.tokens -= 1.0;
+        }
+        ok
+    }
+
+    /// When the next token comes, if none is left.
+    fn next_token(&self) -> Option<SystemTime> {
+        (self.tokens < 1.0).then(|| {
+            let missing = (1.0 - self.tokens) / self.rate();
+            let wait = Duration::try_from_secs_f64(missing).unwrap_or(Duration::MAX);
+            later(self.refilled, wait.max(Duration::from_micros(1)))
+        })
+    }
+
+    /// A rate that is not positive and finite would never refill; treat it as the smallest
+    /// sensible one instead of dividing by zero.
+    fn rate(&self) -> f64 {
+        if self.budget.rate.is_finite() && self.budget.rate > 0.0 {
+            self.budget.rate
+        } else {
+            1e-3
+        }
+    }
+}
+
+/// Runs many [`Job`]s with the same verbs as one: `poll_transmit`, `poll_timeout`,
+/// `poll_event`, `handle_response` and `handle_send_failed` (see [`Job`] for the loop).
+///
+/// - **One budget**: with [`JobSet::with_budget`], requests across all jobs keep to it.
+/// - **Jobs in progress**: at most [`JobSet::with_max_in_progress`] jobs run at once; the
+///   rest wait in order, and [`JobSet::wants_batch`] says when to hand over the next batch,
+///   so a driver reading a large input holds only a few batches at a time.
+/// - **One pause**: Fullstory's rate limits are the organisation's, so a 429 on any job
+///   holds every job until that job may ask again (its `Retry-After`, or its backoff).
+/// - **One deadline**: the policy's timeout counts from the set's start, for every job.
+///
+/// Each decision costs O(log n) in the number of jobs: due times sit in a binary heap.
+/// Events come tagged with the [`JobKey`] of their job.
+pub struct JobSet<T = EventRequest> {
+    config: Arc<Config>,
+    policy: Arc<Policy>,
+    seed: u64,
+    deadline: Option<SystemTime>,
+    pages: Pages,
+    max_in_progress: usize,
+    next_key: u64,
+    active: HashMap<JobKey, Job<T>>,
+    queued: VecDeque<Job<T>>,
+    due: BinaryHeap<Reverse<(SystemTime, JobKey)>>,
+    bucket: Option<Bucket>,
+    paused_until: SystemTime,
+    /// Whether any job ever got an answer from the server.
+    answered: bool,
+    events: VecDeque<(JobKey, Event<T>)>,
+}
+
+/// A set's whole state, for saving (serde) and [`JobSet::restore`]; it holds no key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedJobSet {
+    policy: Arc<Policy>,
+    seed: u64,
+    deadline: Option<SystemTime>,
+    pages: Pages,
+    max_in_progress: usize,
+    next_key: u64,
+    jobs: Vec<SavedJob>,
+    bucket: Option<Bucket>,
+    paused_until: SystemTime,
+}
+
+impl<T: BatchItem> JobSet<T> {
+    /// An empty set whose jobs follow `policy`, its deadline counted from `now`. `seed`
+    /// drives every job's jitter. No budget, no cap on jobs in progress, no pages read:
+    /// see the `with_*` methods.
+    pub fn new(
+        config: impl Into<Arc<Config>>,
+        policy: impl Into<Arc<Policy>>,
+        now: SystemTime,
+        seed: u64,
+    ) -> Self {
+        let policy = policy.into();
+        Self {
+            config: config.into(),
+            deadline: policy.deadline_from(now),
+            policy,
+            seed,
+            pages: Pages::None,
+            max_in_progress: usize::MAX,
+            next_key: 0,
+            active: HashMap::new(),
+            queued: VecDeque::new(),
+            due: BinaryHeap::new(),
+            bucket: None,
+            paused_until: SystemTime::UNIX_EPOCH,
+            answered: false,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Keeps requests across all jobs to `budget`.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Budget, now: SystemTime) -> Self {
+        self.bucket = Some(Bucket::new(budget, now));
+        self
+    }
+
+    /// Runs at most `n` jobs at once (at least 1); others wait their turn in order.
+    #[must_use]
+    pub fn with_max_in_progress(mut self, n: usize) -> Self {
+        self.max_in_progress = n.max(1);
+        self
+    }
+
+    /// Reads these pages of every job added from now on, once it has ended.
+    #[must_use]
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    /// Adds an existing job: wait for it, then read the set's pages. Its first request is
+    /// due at once (or when its turn comes).
+    pub fn add_job(&mut self, job: JobRef, now: SystemTime) -> JobKey {
+        let resource = job.resource;
+        let step = Step::Wait { since: now };
+        self.add(resource, Some(job), step, now)
+    }
+
+    /// Adds a batch to create, wait for, and read the set's pages of.
+    pub fn add_batch(&mut self, batch: Batch, now: SystemTime) -> JobKey {
+        let resource = batch.resource();
+        self.add(resource, None, Step::Create(batch), now)
+    }
+
+    /// `true` when the set has room for another batch: fewer jobs wait for their turn than
+    /// one. A driver reading a large input hands over the next batch only then, so at most
+    /// `max_in_progress + 1` batches are held at once.
+    pub fn wants_batch(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Jobs not yet ended: running and waiting their turn.
+    pub fn len(&self) -> usize {
+        self.active.len() + self.queued.len()
+    }
+
+    /// `true` when no job is left and every event was taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.events.is_empty()
+    }
+
+    /// The overall deadline, if the policy has a timeout.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.deadline
+    }
+
+    /// A running or waiting job.
+    pub fn job(&self, key: JobKey) -> Option<&Job<T>> {
+        self.active
+            .get(&key)
+            .or_else(|| self.queued.iter().find(|j| j.key() == key))
+    }
+
+    /// Where a job not yet ended stands.
+    pub fn progress(&self, key: JobKey) -> Option<Progress> {
+        self.job(key).map(Job::progress)
+    }
+
+    /// The next request to send at `now`, within the budget, the pause and each job's
+    /// schedule. Call it until it gives `None`; requests from different jobs may be out at
+    /// once.
+    pub fn poll_transmit(&mut self, now: SystemTime) -> Option<Transmit> {
+        while let Some(key) = self.next_due(now) {
+            let job = self.active.get_mut(&key).expect("next_due gives live jobs");
+            let sends = !job.in_flight();
+            if sends
+                && let Some(bucket) = &mut self.bucket
+                && !bucket.take(now)
+            {
+                return None;
+            }
+            self.due.pop();
+            let transmit = job.poll_transmit(now);
+            if transmit.is_none()
+                && sends
+                && let Some(bucket) = &mut self.bucket
+            {
+                bucket.tokens += 1.0; // not sent after all: give the token back
+            }
+            self.settle(key);
+            if transmit.is_some() {
+                return transmit;
+            }
+        }
+        None
+    }
+
+    /// When to call [`JobSet::poll_transmit`] again if no answer comes first.
+    pub fn poll_timeout(&mut self) -> Option<SystemTime> {
+        let at = self.peek_due()?;
+        let Reverse((_, key)) = *self.due.peek()?;
+        if self.active.get(&key).is_some_and(Job::in_flight) {
+            return Some(at); // the deadline of a request out
+        }
+        let mut wake = at.max(self.paused_until);
+        if let Some(token) = self.bucket.as_ref().and_then(Bucket::next_token) {
+            wake = wake.max(token);
+        }
+        Some(wake)
+    }
+
+    /// The next thing that happened in any job, with the job's key, oldest first.
+    pub fn poll_event(&mut self) -> Option<(JobKey, Event<T>)> {
+        self.events.pop_front()
+    }
+
+    /// Hands back the answer to request `id`. A 429 pauses every job.
+    pub fn handle_response<B: AsRef<[u8]>>(
+        &mut self,
+        id: RequestId,
+        response: &Response<B>,
+        now: SystemTime,
+    ) {
+        let key = id.job();
+        let Some(job) = self.active.get_mut(&key) else {
+            return;
+        };
+        job.handle_response(id, response, now);
+        self.answered = true;
+        if is_rate_limited(response.status()) {
+            let until = job.poll_timeout().unwrap_or(now).max(job.not_before());
+            self.pause(until);
+        }
+        self.settle(key);
+    }
+
+    /// Hands back that request `id` got no answer.
+    pub fn handle_send_failed(&mut self, id: RequestId, error: TransportError, now: SystemTime) {
+        let key = id.job();
+        let Some(job) = self.active.get_mut(&key) else {
+            return;
+        };
+        job.handle_send_failed(id, error, now);
+        let unreachable = match job.outcome() {
+            Some(Outcome::Stopped(s)) if !self.answered => match &s.reason {
+                StopReason::TooManyErrors(e) => Some(e.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        self.settle(key);
+        if let Some(error) = unreachable {
+            self.stop_all(&error);
+        }
+    }
+
+    /// No job ever reached the server and one gave up connecting: the others would only
+    /// repeat that, one after another.
+    fn stop_all(&mut self, error: &crate::error::Error) {
+        let keys: Vec<JobKey> = self.active.keys().copied().collect();
+        for job in self.queued.iter_mut() {
+            job.abort(StopReason::TooManyErrors(error.clone()));
+        }
+        for key in keys {
+            if let Some(job) = self.active.get_mut(&key) {
+                job.abort(StopReason::TooManyErrors(error.clone()));
+            }
+        }
+        // Queued jobs report in their order, after the running ones.
+        let queued: Vec<Job<T>> = self.queued.drain(..).collect();
+        let mut keys: Vec<JobKey> = self.active.keys().copied().collect();
+        keys.sort();
+        for key in keys {
+            self.settle(key);
+        }
+        for mut job in queued {
+            let key = job.key();
+            while let Some(event) = job.poll_event() {
+                self.events.push_back((key, event));
+            }
+        }
+    }
+
+    /// The whole state, to save and later [`JobSet::restore`]. Events not yet taken are not
+    /// part of it.
+    pub fn save(&self) -> SavedJobSet {
+        let mut jobs: Vec<SavedJob> = self.active.values().map(Job::save).collect();
+        jobs.sort_by_key(|j| j.key());
+        jobs.extend(self.queued.iter().map(Job::save));
+        SavedJobSet {
+            policy: Arc::clone(&self.policy),
+            seed: self.seed,
+            deadline: self.deadline,
+            pages: self.pages,
+            max_in_progress: self.max_in_progress,
+            next_key: self.next_key,
+            jobs,
+            bucket: self.bucket.clone(),
+            paused_until: self.paused_until,
+        }
+    }
+
+    /// Resumes a saved set with `config`; jobs that had ended are left out.
+    ///
+    /// # Errors
+    /// None today; kept for states that cannot be used.
+    pub fn restore(
+        config: impl Into<Arc<Config>>,
+        state: SavedJobSet,
+    ) -> Result<Self, RestoreError> {
+        let config = config.into();
+        let mut set = Self {
+            config: Arc::clone(&config),
+            policy: state.policy,
+            seed: state.seed,
+            deadline: state.deadline,
+            pages: state.pages,
+            max_in_progress: state.max_in_progress,
+            next_key: state.next_key,
+            active: HashMap::new(),
+            queued: VecDeque::new(),
+            due: BinaryHeap::new(),
+            bucket: state.bucket,
+            paused_until: state.paused_until,
+            answered: true,
+            events: VecDeque::new(),
+        };
+        for job in state.jobs {
+            match Job::restore(Arc::clone(&config), job) {
+                Ok(job) => set.queued.push_back(job),
+                Err(RestoreError::Finished) => {}
+            }
+        }
+        set.start_queued();
+        Ok(set)
+    }
+
+    fn add(
+        &mut self,
+        resource: crate::config::Resource,
+        job: Option<JobRef>,
+        step: Step,
+        now: SystemTime,
+    ) -> JobKey {
+        let key = JobKey::new(self.next_key);
+        self.next_key += 1;
+        let seed = self.seed ^ key.index().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let pacer = Pacer::new(Arc::clone(&self.policy), now, seed, self.deadline);
+        let job = Job::start(Arc::clone(&self.config), key, resource, job, step, pacer)
+            .with_pages(self.pages);
+        self.queued.push_back(job);
+        self.start_queued();
+        key
+    }
+
+    /// Moves waiting jobs into the running ones while there is room. A job that starts
+    /// late is due at once, but no earlier than a pause in force.
+    fn start_queued(&mut self) {
+        while self.active.len() < self.max_in_progress {
+            let Some(mut job) = self.queued.pop_front() else {
+                return;
+            };
+            job.hold_until(self.paused_until);
+            let key = job.key();
+            self.active.insert(key, job);
+            self.settle(key);
+        }
+    }
+
+    /// After a job moved: take its events, then queue its next wake-up or let it go.
+    fn settle(&mut self, key: JobKey) {
+        let Some(job) = self.active.get_mut(&key) else {
+            return;
+        };
+        while let Some(event) = job.poll_event() {
+            self.events.push_back((key, event));
+        }
+        if job.outcome().is_some() {
+            self.active.remove(&key);
+            self.start_queued();
+        } else if let Some(at) = job.poll_timeout() {
+            self.due.push(Reverse((at, key)));
+        }
+    }
+
+    /// Holds every job until `at`.
+    fn pause(&mut self, at: SystemTime) {
+        self.paused_until = self.paused_until.max(at);
+    }
+
+    /// The job due first, if it is due at `now` and no pause holds.
+    fn next_due(&mut self, now: SystemTime) -> Option<JobKey> {
+        let at = self.peek_due()?;
+        let Reverse((_, key)) = *self.due.peek()?;
+        let in_flight = self.active.get(&key).is_some_and(Job::in_flight);
+        // A request out is looked at only at its deadline, pause or not.
+        let held = !in_flight && self.paused_until > now;
+        (at <= now && !held).then_some(key)
+    }
+
+    /// The earliest live entry of the due heap, dropping stale ones (a job that ended or
+    /// was rescheduled since).
+    fn peek_due(&mut self) -> Option<SystemTime> {
+        while let Some(&Reverse((at, key))) = self.due.peek() {
+            if self.active.get(&key).and_then(Job::poll_timeout) == Some(at) {
+                return Some(at);
+            }
+            self.due.pop();
+        }
+        None
+    }
+}
+
+impl<T> fmt::Debug for JobSet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSet")
+            .field("active", &self.active.len())
+            .field("queued", &self.queued.len())
+            .field("max_in_progress", &self.max_in_progress)
+            .field("paused_until", &self.paused_until)
+            .finish_non_exhaustive()
+    }
+}

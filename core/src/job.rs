@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchItem, EventRequest, FailedItem, PageAnswer, PageKind};
+use crate::batch::{BatchItem, EventRequest, FailedItem, PageAnswer, PageKind, ValidationError};
 use crate::config::{Config, JobId, JobRef, Resource};
 use crate::error::{ApiError, Error, Malformed, TransportError};
 use crate::input::Batch;
@@ -59,6 +59,10 @@ pub struct Transmit {
     /// Abandon it at this instant and report a [`crate::TransportKind::Timeout`]: past it
     /// the machine stops waiting anyway.
     pub deadline: Option<SystemTime>,
+    /// The stage the request serves, for logs.
+    pub stage: Stage,
+    /// The job's requests so far, this one included, for logs.
+    pub attempt: u32,
 }
 
 /// Which pages a job reads once it has ended.
@@ -177,6 +181,9 @@ pub enum StopReason {
     TooManyErrors(Error),
     /// The deadline came (or a `Retry-After` reached past it) first.
     DeadlineExceeded,
+    /// An item of the input broke a limit of the API: this batch and the rest of the input
+    /// were never sent ([`crate::JobSet::reject_input`]).
+    InvalidInput(ValidationError),
 }
 
 impl StopReason {
@@ -184,7 +191,7 @@ impl StopReason {
     pub fn error(&self) -> Option<&Error> {
         match self {
             Self::GaveUp(e) | Self::TooManyErrors(e) => Some(e),
-            Self::DeadlineExceeded => None,
+            Self::DeadlineExceeded | Self::InvalidInput(_) => None,
         }
     }
 
@@ -194,6 +201,7 @@ impl StopReason {
             Self::GaveUp(e) => e.kind(),
             Self::TooManyErrors(_) => "too_many_errors",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::InvalidInput(_) => "invalid_input",
         }
     }
 }
@@ -211,6 +219,7 @@ impl fmt::Display for Stopped {
             StopReason::GaveUp(_) => write!(f, "stopped {doing}")?,
             StopReason::TooManyErrors(_) => write!(f, "too many errors in a row {doing}")?,
             StopReason::DeadlineExceeded => write!(f, "deadline passed {doing}")?,
+            StopReason::InvalidInput(_) => write!(f, "input refused before {doing}")?,
         }
         if let Some(job) = &self.job {
             write!(f, " ({job})")?;
@@ -221,9 +230,12 @@ impl fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.reason
-            .error()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        match &self.reason {
+            StopReason::InvalidInput(e) => Some(e),
+            other => other
+                .error()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
     }
 }
 
@@ -247,6 +259,22 @@ pub struct Progress {
     pub next_request: Option<SystemTime>,
     /// The overall deadline, if any.
     pub deadline: Option<SystemTime>,
+}
+
+impl Default for Progress {
+    /// Nothing known yet: a wait that has not sent its first request.
+    fn default() -> Self {
+        Self {
+            stage: Stage::Wait,
+            job: None,
+            last_status: None,
+            last_error: None,
+            attempts: 0,
+            errors_in_row: 0,
+            next_request: None,
+            deadline: None,
+        }
+    }
 }
 
 /// What a machine reports, in order: `Created`, `Progress` after each answer (or failure)
@@ -504,6 +532,8 @@ impl<T: BatchItem> Job<T> {
                     id: self.current_id(),
                     request: self.request(),
                     deadline: self.state.pacer.deadline(),
+                    stage: self.stage(),
+                    attempt: self.state.pacer.attempts(),
                 })
             }
             PacerStep::Hold => None,
@@ -632,6 +662,16 @@ impl<T: BatchItem> Job<T> {
     /// Raises the floor under the next request (an organisation-wide pause).
     pub(crate) fn hold_until(&mut self, at: SystemTime) {
         self.state.pacer.hold_until(at);
+    }
+
+    /// The outcome of a batch refused before it was made: stopped at create.
+    pub(crate) fn refused(error: ValidationError) -> Outcome {
+        Outcome::Stopped(Stopped {
+            job: None,
+            stage: Stage::Create,
+            reason: StopReason::InvalidInput(error),
+            last_status: None,
+        })
     }
 
     /// Stops the job at once, for a reason found outside it.

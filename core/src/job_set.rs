@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use http::Response;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchItem, EventRequest};
+use crate::batch::{BatchItem, EventRequest, ValidationError};
 use crate::config::{Config, JobRef};
 use crate::error::TransportError;
 use crate::input::Batch;
@@ -200,6 +200,17 @@ impl<T: BatchItem> JobSet<T> {
     pub fn add_batch(&mut self, batch: Batch, now: SystemTime) -> JobKey {
         let resource = batch.resource();
         self.add(resource, None, Step::Create(batch), now)
+    }
+
+    /// Ends the input: an item broke a limit of the API. The batch that would have held it
+    /// ends at once as `Stopped` at create with [`StopReason::InvalidInput`] (under the next
+    /// key), nothing more is taken, and the jobs already added run on to their end.
+    pub fn reject_input(&mut self, error: ValidationError) -> JobKey {
+        let key = JobKey::new(self.next_key);
+        self.next_key += 1;
+        let outcome = Job::<T>::refused(error);
+        self.events.push_back((key, Event::Done(outcome)));
+        key
     }
 
     /// `true` when the set has room for another batch: fewer jobs wait for their turn than

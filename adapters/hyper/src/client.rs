@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use fullstory_batch::http::{HeaderMap, Request, Response, header::CONTENT_LENGTH};
-use fullstory_batch::{Config, Error, JobRef, JobStatusResponse, TransportError};
+use fullstory_batch::{Config, Error, JobRef, JobStatusResponse, Transmit, TransportError};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
@@ -91,22 +91,9 @@ impl Client {
     /// [`fullstory_batch::TransportKind`] for the kinds).
     pub async fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
         let span = request_span(job, None);
-        self.status_within(job, None, &span).await
-    }
-
-    /// The status request for `job`, abandoned at `deadline` if one is given: the request
-    /// timeout becomes the shorter of the configured one and the time left. Runs in `span`
-    /// and records the status and any error on it.
-    pub(crate) async fn status_within(
-        &self,
-        job: &JobRef,
-        deadline: Option<SystemTime>,
-        span: &tracing::Span,
-    ) -> Result<JobStatusResponse, Error> {
         let request = self.inner.config.status_request(job);
-        let left = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
         let response = self
-            .exchange(request, left, span)
+            .exchange(request, None, &span)
             .instrument(span.clone())
             .await
             .inspect_err(|e| {
@@ -116,6 +103,31 @@ impl Client {
             span.record("error", e.kind());
             Error::Api(e)
         })
+    }
+
+    /// Sends one request a machine asked for, cut off at its deadline, in a
+    /// `fullstory_batch.request` span.
+    pub(crate) async fn transmit(
+        &self,
+        transmit: Transmit,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let span = tracing::debug_span!(
+            "fullstory_batch.request",
+            stage = %transmit.stage,
+            attempt = transmit.attempt,
+            path = transmit.request.uri().path(),
+            http.status = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let left = transmit
+            .deadline
+            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+        self.exchange(transmit.request, left, &span)
+            .instrument(span.clone())
+            .await
+            .inspect_err(|e| {
+                span.record("error", e.kind.as_str());
+            })
     }
 
     /// Sends `request` and reads the whole answer within the request timeout (and within
@@ -244,6 +256,5 @@ pub(crate) fn request_span(job: &JobRef, attempt: Option<u32>) -> tracing::Span 
         attempt = attempt,
         http.status = tracing::field::Empty,
         error = tracing::field::Empty,
-        wait_ms = tracing::field::Empty,
     )
 }

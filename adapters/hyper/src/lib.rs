@@ -4,8 +4,8 @@
 //! # Scope
 //! In: sending the core's requests over a pooled, capped hyper connection pool with rustls
 //! (ring), reading answers within a body limit and a timeout, sorting failures into
-//! [`TransportKind`]s, and running the core's [`Poller`](fullstory_batch::Poller) and
-//! [`Scheduler`](fullstory_batch::Scheduler) loops on tokio's clock and timer.
+//! [`TransportKind`]s, and running the core's one loop ([`Run`], over a [`JobSet`]) on
+//! tokio's clock and timer. Every call below is a short constructor of a set.
 //!
 //! Out: every decision about statuses, errors, retries and timing. Those are the core's;
 //! this crate is the documented loop plus a runtime. It never retries on its own:
@@ -15,8 +15,13 @@
 //! |---|---|
 //! | [`Client::status`] | one status request, no retries |
 //! | [`Client::wait`] | polls one job until it ends, as a [`Policy`] says |
-//! | [`Client::wait_with_progress`] | the same, publishing a [`ProgressSnapshot`] on a `tokio::sync::watch` channel |
-//! | [`Client::wait_many`] | polls many jobs on one task under a shared request [`Budget`] |
+//! | [`Client::watch`] | the same, as a stream of its events (progress, then done) |
+//! | [`Client::wait_with_progress`] | the same, publishing each [`Progress`] on a `tokio::sync::watch` channel |
+//! | [`Client::wait_many`] | many jobs on one task under a shared request [`Budget`], each outcome as it ends |
+//! | [`Client::import`] / [`Client::importer`] | create, wait, read every page: all at once, or as events |
+//! | [`Client::import_all`] | any number of items as batches, a few jobs in progress |
+//! | [`Client::resume_import`] / [`Client::pages`] | the same for a job that exists |
+//! | [`Client::run`] | any [`JobSet`], one restored after a restart say |
 //!
 //! # Example
 //! A fake Fullstory on loopback (plain HTTP, so the base URL must allow it), a job that
@@ -49,15 +54,12 @@
 //! let status = client.status(&job).await?;
 //! assert_eq!(status.job.status, JobState::Processing);
 //!
-//! let policy = Policy {
-//!     initial_interval: Duration::from_millis(20),
-//!     ..Policy::default()
-//! }
-//! .with_timeout(Duration::from_secs(10));
-//! match client.wait(&job, policy).await {
-//!     Outcome::Completed(status) => assert_eq!(status.imports, 1),
-//!     other => panic!("{other:?}"),
-//! }
+//! let policy = Policy::builder()
+//!     .min_interval(Duration::from_millis(100))
+//!     .timeout(Duration::from_secs(10))
+//!     .build()?;
+//! let status = client.wait(&job, policy).await.into_result()?;
+//! assert_eq!(status.imports, 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -99,9 +101,10 @@
 //! sensitive, and no header is ever logged.
 //!
 //! # Tracing
-//! Each request runs in a `fullstory_batch.request` span (debug level) with `resource`,
-//! `job_id`, `attempt`, and, once known, `http.status`, `error` (a short kind) and
-//! `wait_ms` (the wait the core chose after this answer).
+//! Each request a machine sends runs in a `fullstory_batch.request` span (debug level) with
+//! `stage` (create, wait, imports, errors), `attempt`, `path` (which holds the job id), and,
+//! once known, `http.status` and `error` (a short kind); [`Client::status`] runs in one
+//! with `resource` and `job_id`.
 //!
 //! # Cancellation
 //! Every call is a plain future on the caller's task: dropping it stops at once. Nothing is
@@ -122,22 +125,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod calls;
 mod client;
 mod connect;
-mod import;
+mod drive;
 mod options;
 mod transport;
-mod wait;
 
 pub use client::Client;
-pub use import::Importer;
+pub use drive::Run;
 pub use options::{BuildError, ClientOptions};
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
-    ImportEvent, ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome,
-    PageKind, Policy, ProgressSnapshot, Resource, Stage, TransportError, TransportKind,
-    UserRequest, ValidationError,
+    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, Error,
+    Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey, JobMetadata,
+    JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages, Policy,
+    PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
+    TransportKind, UserId, UserRequest, ValidationError,
 };

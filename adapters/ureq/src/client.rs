@@ -5,7 +5,9 @@ use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch::http::{Request, Response};
-use fullstory_batch::{Config, Error, JobRef, JobStatusResponse, TransportError, TransportKind};
+use fullstory_batch::{
+    Config, Error, JobRef, JobStatusResponse, Transmit, TransportError, TransportKind,
+};
 use tracing::{debug, field, warn};
 use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
@@ -101,56 +103,38 @@ impl Client {
     /// `Retry-After` inside) or with a body that is not a job status;
     /// [`Error::Transport`] when no usable answer came (see [`TransportKind`]).
     pub fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
-        self.call(job, None, None)
-    }
-
-    /// One status request, cut short at `deadline` when that comes before the request
-    /// timeout. `attempt` only labels the tracing span.
-    pub(crate) fn call(
-        &self,
-        job: &JobRef,
-        deadline: Option<SystemTime>,
-        attempt: Option<u32>,
-    ) -> Result<JobStatusResponse, Error> {
         let span = tracing::debug_span!(
             "fullstory_batch.status",
             resource = %job.resource,
             job = %job.id,
-            attempt = field::Empty,
         );
-        if let Some(attempt) = attempt {
-            span.record("attempt", attempt);
-        }
+        let _entered = span.enter();
+        let response = self.fetch(self.config.status_request(job), None)?;
+        Ok(self.config.parse_status(&response)?)
+    }
+
+    /// Sends one request a machine asked for, cut off at its deadline, in a
+    /// `fullstory_batch.request` span.
+    pub(crate) fn transmit(&self, transmit: Transmit) -> Result<Response<Vec<u8>>, TransportError> {
+        let span = tracing::debug_span!(
+            "fullstory_batch.request",
+            stage = %transmit.stage,
+            attempt = transmit.attempt,
+            path = transmit.request.uri().path(),
+            http.status = field::Empty,
+        );
         let _entered = span.enter();
         let started = Instant::now();
-        let result = self.exchange(job, deadline);
+        let result = self.fetch(transmit.request, transmit.deadline);
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
-            Ok((status, Ok(_))) => debug!(http.status = status, elapsed_ms, "status received"),
-            Ok((status, Err(e))) => {
-                debug!(http.status = status, elapsed_ms, error = %e, kind = e.kind(), "error answer");
+            Ok(response) => {
+                span.record("http.status", response.status().as_u16());
+                debug!(elapsed_ms, "answered");
             }
             Err(e) => warn!(elapsed_ms, error = %e, kind = e.kind.as_str(), "no usable answer"),
         }
-        match result {
-            Ok((_, answer)) => answer.map_err(Error::Api),
-            Err(e) => Err(Error::Transport(e)),
-        }
-    }
-
-    /// Sends the status request and parses the answer: `Ok((status, parsed))` when a whole
-    /// response arrived, `Err` when none did.
-    #[allow(clippy::type_complexity)]
-    fn exchange(
-        &self,
-        job: &JobRef,
-        deadline: Option<SystemTime>,
-    ) -> Result<(u16, Result<JobStatusResponse, fullstory_batch::ApiError>), TransportError> {
-        let response = self.fetch(self.config.status_request(job), deadline)?;
-        Ok((
-            response.status().as_u16(),
-            self.config.parse_status(&response),
-        ))
+        result
     }
 
     /// Sends any request the core built and reads the whole response within the body limit.

@@ -2,37 +2,46 @@
 //! job API, on [ureq](https://docs.rs/ureq) 3.
 //!
 //! # Scope
-//! In: sending the core's status request with one shared [`ureq::Agent`], reading the answer
-//! within the body limit, sorting failures into the core's [`TransportKind`]s, and running the
-//! core's documented loops with `std`'s clock and `thread::sleep`: [`Client::wait`] and
-//! [`Client::waiter`] drive a [`Poller`], [`Client::wait_many`] drives a [`Scheduler`].
+//! In: sending the core's requests with one shared [`ureq::Agent`], reading answers within
+//! their body limit, sorting failures into the core's [`TransportKind`]s, and running the
+//! core's one loop ([`Run`]) with `std`'s clock and `thread::sleep`. Every call below is a
+//! short constructor of a core [`JobSet`] handed to that loop.
 //! Out: every decision. Which statuses are errors, what is retried, how long to wait,
-//! `Retry-After`, deadlines and budgets are all the core's; this crate only does what its
-//! `poll` answers say. No async runtime (see `fullstory-batch-hyper` for tokio).
+//! `Retry-After`, deadlines, budgets and when to stop are all the core's; this crate only
+//! does what its `poll_*` answers say. No async runtime (see `fullstory-batch-hyper`).
+//!
+//! | call | what it does |
+//! |---|---|
+//! | [`Client::status`] | one status request, no retries |
+//! | [`Client::wait`] | polls one job until it ends, as a [`Policy`] says |
+//! | [`Client::watch`] | the same, as an iterator of its events (progress, then done) |
+//! | [`Client::wait_many`] | many jobs under one request [`Budget`], each outcome as it ends |
+//! | [`Client::import`] / [`Client::importer`] | create, wait, read every page: all at once, or as events |
+//! | [`Client::import_all`] | any number of items as batches, a few jobs in progress |
+//! | [`Client::resume_import`] / [`Client::pages`] | the same for a job that exists |
+//! | [`Client::run`] | any [`JobSet`], one restored after a restart say |
 //!
 //! ```text
-//!  Client::waiter ──> Poller::poll(now) ──Send──> one GET (timeout: min(request, deadline))
-//!                        ^    │                        │ handle_response / handle_transport_error
-//!                        │    ├──Wait(t)──> thread::sleep(t - now)
-//!                        │    └──Done(outcome) ──> Event::Done, end
-//!                        └──────────── Event::Progress(snapshot) <──┘
+//!  Run::next ─► JobSet::poll_event ──► (key, Event) to the caller
+//!      │  ▲       poll_transmit(now) ──► one request (timeout: min(request, deadline))
+//!      │  │                                 │ handle_response / handle_send_failed
+//!      │  └────── poll_timeout ◄── thread::sleep / an answer from a worker
 //! ```
 //!
 //! # Example
 //! Against the fake server (`fullstory-batch-fake`) on loopback:
 //! ```
 //! use std::time::Duration;
-//! use fullstory_batch_fake::{FakeServer, Resource as FakeResource};
+//! use fullstory_batch_fake::FakeServer;
 //! use fullstory_batch_ureq::{
-//!     ApiKey, BaseUrl, Client, ClientOptions, Config, Event, JobId, JobRef, Outcome, Policy,
-//!     Resource,
+//!     ApiKey, BaseUrl, Client, ClientOptions, Config, Event, JobId, JobRef, Policy, Resource,
 //! };
 //!
 //! let fake = FakeServer::builder()
 //!     .key("my-key")
 //!     .processing_time(Duration::from_millis(300))
 //!     .start_blocking()?;
-//! let id = fake.insert_job(FakeResource::Events, vec![serde_json::json!({"name": "signup"})]);
+//! let id = fake.insert_job(fullstory_batch_fake::Resource::Events, vec![serde_json::json!({"name": "signup"})]);
 //!
 //! let config = Config::new(ApiKey::new("my-key")?)
 //!     // Plain HTTP must be asked for: it is only for loopback tests.
@@ -48,18 +57,15 @@
 //! println!("{}: {}", job, status.job.status);
 //!
 //! // Wait until the job ends, watching each poll:
-//! let policy = Policy {
-//!     initial_interval: Duration::from_millis(50),
-//!     ..Policy::default()
-//! }
-//! .with_timeout(Duration::from_secs(10));
-//! for event in client.waiter(job.clone(), policy) {
+//! let policy = Policy::builder()
+//!     .min_interval(Duration::from_millis(100))
+//!     .timeout(Duration::from_secs(10))
+//!     .build()?;
+//! for (_, event) in client.watch(job.clone(), policy) {
 //!     match event {
 //!         Event::Progress(p) => println!("attempt {}: still running", p.attempts),
-//!         Event::Done(Outcome::Completed(status)) => {
-//!             assert_eq!(status.imports, 1);
-//!         }
-//!         Event::Done(other) => panic!("unexpected outcome: {other:?}"),
+//!         Event::Done(outcome) => assert_eq!(outcome.into_result()?.imports, 1),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -72,7 +78,8 @@
 //!   deadline ([`Policy::timeout`]) a request is also cut at the deadline, so a blocking wait
 //!   never outlives it by more than a moment.
 //! - `max_idle_connections` (32): connections kept for reuse (in all and per host); also sets
-//!   the worker pool of [`Client::wait_many`] to `min(max_idle_connections, 8)`.
+//!   the worker pool of [`Client::wait_many`] to `min(max_idle_connections, 8)`. A run with
+//!   one request out at a time (a wait, one import) sends on the calling thread.
 //! - `root_certificates` (none): roots trusted in addition to Mozilla's, from DER or PEM
 //!   ([`RootCertificate`]), for a TLS proxy or a test server.
 //!
@@ -104,25 +111,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod calls;
 mod client;
-mod import;
-mod many;
+mod drive;
 mod options;
-mod wait;
 
 pub use client::Client;
-pub use import::{Importer, QueueRun};
+pub use drive::Run;
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
 };
-pub use wait::{Event, Waiter};
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Budget, Config, Error, EventRequest, FailedItem, IdempotencyKey,
-    ImportEvent, ImportOutcome, ImportReport, JobId, JobRef, JobState, JobStatusResponse, Outcome,
-    PageKind, Policy, Poller, ProgressSnapshot, Resource, Scheduler, Stage, TransportError,
-    TransportKind, UserRequest, ValidationError,
+    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, Error,
+    Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey, JobMetadata,
+    JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages, Policy,
+    PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
+    TransportKind, UserId, UserRequest, ValidationError,
 };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fullstory_batch::{ApiKey, BaseUrl, Config, EventRequest, FailedItem, Policy, UserId};
 use fullstory_batch_fake::FakeServer;
-use fullstory_batch_ureq::{Client, ImportEvent};
+use fullstory_batch_ureq::{Client, Event};
 
 use crate::output::Exit;
 
@@ -38,8 +38,8 @@ pub fn run() -> Exit {
         Policy::default().with_timeout(Duration::from_secs(60)),
         false,
         &mut |event| match event {
-            ImportEvent::Imported(items) => imported.extend(items.iter().cloned()),
-            ImportEvent::Failed(items) => failed.extend(items.iter().cloned()),
+            Event::Imported(items) => imported.extend(items.iter().cloned()),
+            Event::Failed(items) => failed.extend(items.iter().cloned()),
             _ => {}
         },
     );

@@ -5,12 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use fullstory_batch::{
-    BatchItem, EventRequest, ImportOutcome, MAX_BATCH_ITEMS, PageKind, Policy, UserRequest,
+    BatchItem, EventRequest, JobRef, MAX_BATCH_ITEMS, PageKind, Policy, UserRequest,
+    ValidationError,
 };
-use fullstory_batch_ureq::{Client, ImportEvent, Importer};
+use fullstory_batch_ureq::{Client, Event, Outcome, Run};
 
 use crate::args::Global;
-use crate::output::{Exit, print_outcome, print_status};
+use crate::output::{Exit, print_outcome, print_stopped};
 use crate::progress::Progress;
 
 pub fn import_file(global: &Global, file: &Path, timeout: Duration, json: bool) -> Exit {
@@ -29,6 +30,12 @@ fn import_typed<T: BatchItem>(global: &Global, file: &Path, timeout: Duration, j
             return Exit::Usage;
         }
     };
+    // Every item is checked before the first request, so an import stops whole, not
+    // half-done.
+    if let Some(e) = first_invalid(&items) {
+        eprintln!("error: {}: {e}", file.display());
+        return Exit::Usage;
+    }
     let Ok(client) = crate::client(global) else {
         return Exit::Usage;
     };
@@ -41,74 +48,63 @@ fn import_typed<T: BatchItem>(global: &Global, file: &Path, timeout: Duration, j
     )
 }
 
+fn first_invalid<T: BatchItem>(items: &[T]) -> Option<ValidationError> {
+    if items.is_empty() {
+        return Some(ValidationError::Empty);
+    }
+    items.iter().enumerate().find_map(|(index, item)| {
+        item.validate()
+            .err()
+            .map(|(field, problem)| ValidationError::Item {
+                index,
+                field,
+                problem,
+            })
+    })
+}
+
 /// How many jobs an import keeps in progress at once: well under the org's limit of 100,
 /// so other importers in the same organisation keep room.
 const MAX_IN_PROGRESS: usize = 2;
 
 /// Imports `items` as batches of at most 50,000, at most two jobs in progress, with
-/// progress on stderr, and prints each batch's outcome. Every item is checked before the
-/// first request, so an import stops whole, not half-done. `on_event` sees every event (the
+/// progress on stderr, and prints each batch's outcome. `on_event` sees every event (the
 /// demo prints items).
 pub fn import_batches<T: BatchItem>(
     client: &Client,
     items: Vec<T>,
     policy: Policy,
     json: bool,
-    on_event: &mut dyn FnMut(&ImportEvent<T>),
+    on_event: &mut dyn FnMut(&Event<T>),
 ) -> Exit {
-    let run = match client.import_all(items, MAX_BATCH_ITEMS, MAX_IN_PROGRESS, policy) {
-        Ok(run) => run,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage;
-        }
-    };
+    let run = client.import_all(items, MAX_BATCH_ITEMS, MAX_IN_PROGRESS, policy);
     let mut progress = Progress::new();
     let (mut jobs, mut worst) = (Vec::new(), Exit::Ok);
     let (mut imported, mut failed) = (0usize, 0usize);
     for (batch, event) in run {
         on_event(&event);
         match event {
-            ImportEvent::Created(job) => {
-                progress.note(&format!("batch {batch}: created job {}", job.id));
-                jobs.push(job.id);
+            Event::Created(job) => {
+                progress.note(&format!("batch {}: created job {}", batch.index(), job.id));
+                jobs.push(job.id.to_string());
                 crate::on_ctrl_c(format!(
                     "fsbatch wait JOB_ID, for each of: {}",
                     jobs.join(" ")
                 ));
             }
-            ImportEvent::Progress(snapshot) => progress.update(&snapshot),
-            ImportEvent::Imported(items) => imported += items.len(),
-            ImportEvent::Failed(items) => failed += items.len(),
-            ImportEvent::Done(outcome) => {
+            Event::Progress(snapshot) => progress.update(&snapshot),
+            Event::Imported(items) => imported += items.len(),
+            Event::Failed(items) => failed += items.len(),
+            Event::Done(outcome) => {
                 progress.finish();
-                worst = worst.max(report(outcome, json));
+                worst = worst.max(print_outcome(&outcome, json));
             }
         }
     }
-    if !json {
+    if !json && (imported > 0 || failed > 0) {
         eprintln!("read {imported} imported and {failed} failed items");
     }
     worst
-}
-
-fn report(outcome: ImportOutcome, json: bool) -> Exit {
-    match outcome {
-        ImportOutcome::Finished(status) => {
-            print_status(&status, json);
-            if status.job.status == fullstory_batch::JobState::Completed {
-                Exit::Ok
-            } else {
-                Exit::JobFailed
-            }
-        }
-        ImportOutcome::Stopped { job, stage, why } => {
-            if let (Some(job), false) = (&job, json) {
-                eprintln!("stopped while in {stage} for job {}", job.id);
-            }
-            print_outcome(&why, json)
-        }
-    }
 }
 
 /// `fsbatch imports|errors JOB_ID`: one JSON line per item, as pages arrive.
@@ -122,27 +118,26 @@ pub fn stream_pages(global: &Global, job_id: &str, kind: PageKind) -> Exit {
         1,
     ));
     let policy = Policy::default().with_timeout(Duration::from_secs(3600));
+    let job = JobRef::new(crate::resource(global), id);
     if global.users {
-        stream(client.pages::<UserRequest>(id, kind, policy))
+        stream(client.pages::<UserRequest>(job, kind, policy))
     } else {
-        stream(client.pages::<EventRequest>(id, kind, policy))
+        stream(client.pages::<EventRequest>(job, kind, policy))
     }
 }
 
-fn stream<T: BatchItem>(pages: Importer<'_, T>) -> Exit {
+fn stream<T: BatchItem>(pages: Run<T>) -> Exit {
     let mut out = std::io::stdout().lock();
-    for event in pages {
+    for (_, event) in pages {
         // A closed pipe (`| head`) ends the stream quietly.
         let written = match &event {
-            ImportEvent::Imported(items) => {
-                items.iter().try_for_each(|item| write_line(&mut out, item))
-            }
-            ImportEvent::Failed(items) => {
-                items.iter().try_for_each(|item| write_line(&mut out, item))
-            }
-            ImportEvent::Done(ImportOutcome::Finished(_)) => return Exit::Ok,
-            ImportEvent::Done(ImportOutcome::Stopped { why, .. }) => {
-                return print_outcome(why, false);
+            Event::Imported(items) => items.iter().try_for_each(|item| write_line(&mut out, item)),
+            Event::Failed(items) => items.iter().try_for_each(|item| write_line(&mut out, item)),
+            Event::Done(outcome) => {
+                return match outcome {
+                    Outcome::Finished(_) => Exit::Ok,
+                    Outcome::Stopped(stopped) => print_stopped(stopped, false),
+                };
             }
             _ => Ok(()),
         };

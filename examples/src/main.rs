@@ -42,12 +42,10 @@ fn main() -> ExitCode {
             interval,
             max_interval,
             json,
-        } => {
-            let mut policy = Policy::default().with_timeout(*timeout);
-            policy.initial_interval = interval.unwrap_or(policy.initial_interval);
-            policy.max_interval = max_interval.unwrap_or(policy.max_interval);
-            wait(&cli.global, job_id, policy, *json)
-        }
+        } => match wait_policy(*timeout, *interval, *max_interval) {
+            Ok(policy) => wait(&cli.global, job_id, policy, *json),
+            Err(exit) => exit,
+        },
     };
     exit.into()
 }
@@ -94,19 +92,40 @@ pub(crate) fn on_ctrl_c(resume: String) {
     });
 }
 
+/// `--timeout`, `--interval` and `--max-interval` as a policy, or the usage error's exit
+/// code once it is printed (an interval that would flood the API, say).
+fn wait_policy(
+    timeout: Duration,
+    interval: Option<Duration>,
+    max_interval: Option<Duration>,
+) -> Result<Policy, Exit> {
+    let mut builder = Policy::builder().timeout(timeout);
+    if let Some(interval) = interval {
+        builder = builder.min_interval(interval);
+    }
+    if let Some(max) = max_interval {
+        builder = builder.max_interval(max);
+    }
+    builder.build().map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Usage
+    })
+}
+
 /// Waits, showing progress on stderr, then prints the outcome.
 pub(crate) fn wait_with_progress(client: &Client, job: JobRef, policy: Policy, json: bool) -> Exit {
     let mut progress = Progress::new();
-    for event in client.waiter(job, policy) {
+    for (_, event) in client.watch(job, policy) {
         match event {
             Event::Progress(snapshot) => progress.update(&snapshot),
             Event::Done(outcome) => {
                 progress.finish();
                 return print_outcome(&outcome, json);
             }
+            _ => {}
         }
     }
-    unreachable!("a waiter ends with Done")
+    unreachable!("a run with a job ends with its Done")
 }
 
 /// The client and job, or the usage error's exit code once it is printed.

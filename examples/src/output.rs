@@ -1,10 +1,11 @@
 //! What the tool prints: the job for people or as JSON, and errors that name the HTTP status,
 //! the server's code and message, and never the key.
 
-use std::error::Error as _;
 use std::process::ExitCode;
 
-use fullstory_batch::{ConfigError, Error, JobStatusResponse, Outcome};
+use fullstory_batch::{
+    ConfigError, Error, JobState, JobStatusResponse, Outcome, StopReason, Stopped,
+};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -59,49 +60,50 @@ pub fn print_error(error: &Error, json: bool) {
     }
 }
 
-/// Prints how waiting ended and says which exit code it means.
+/// Prints how a job ended and says which exit code it means.
 pub fn print_outcome(outcome: &Outcome, json: bool) -> Exit {
     match outcome {
-        Outcome::Completed(status) => {
+        Outcome::Finished(status) => {
             print_status(status, json);
-            Exit::Ok
-        }
-        Outcome::Failed(status) => {
-            print_status(status, json);
-            Exit::JobFailed
-        }
-        Outcome::GaveUp(e) => {
-            print_error(e, json);
-            Exit::Api
-        }
-        Outcome::TooManyErrors(e) => {
-            if json {
-                println!("{}", error_json(e));
+            if status.job.status == JobState::Completed {
+                Exit::Ok
             } else {
-                eprintln!(
-                    "error: gave up after too many errors in a row; the last: {}",
-                    chain(e)
-                );
+                Exit::JobFailed
             }
-            Exit::Api
         }
-        Outcome::DeadlineExceeded { last_status } => {
-            let seen = last_status
-                .as_ref()
-                .map_or_else(|| "no status yet".to_owned(), |s| s.job.status.to_string());
-            if json {
-                let mut error = json!({"kind": "deadline_exceeded", "message": "the deadline passed before the job ended"});
-                if let Some(status) = last_status {
-                    error["last_status"] =
-                        serde_json::to_value(status).expect("a status serialises");
-                }
-                println!("{}", json!({ "error": error }));
-            } else {
-                eprintln!("error: the deadline passed before the job ended (last seen: {seen})");
-            }
-            Exit::Deadline
-        }
+        Outcome::Stopped(stopped) => print_stopped(stopped, json),
     }
+}
+
+/// Prints why a job stopped: the stop, then its cause, each once.
+pub fn print_stopped(stopped: &Stopped, json: bool) -> Exit {
+    let exit = match &stopped.reason {
+        StopReason::DeadlineExceeded => Exit::Deadline,
+        StopReason::InvalidInput(_) => Exit::Usage,
+        _ => Exit::Api,
+    };
+    if !json {
+        let seen = stopped
+            .last_status
+            .as_ref()
+            .map(|s| format!(" (last seen: {})", s.job.status))
+            .unwrap_or_default();
+        eprintln!("error: {}{seen}", chain(stopped));
+        return exit;
+    }
+    let mut error = match stopped.reason.error() {
+        Some(e) => error_body(e),
+        None => json!({ "kind": stopped.reason.kind(), "message": chain(stopped) }),
+    };
+    error["stage"] = json!(stopped.stage.to_string());
+    if let Some(job) = &stopped.job {
+        error["job"] = json!(job.id.as_str());
+    }
+    if let Some(status) = &stopped.last_status {
+        error["last_status"] = serde_json::to_value(status).expect("a status serialises");
+    }
+    println!("{}", json!({ "error": error }));
+    exit
 }
 
 /// A configuration error, always for people: it is a usage problem.
@@ -112,6 +114,10 @@ pub fn print_config_error(what: &str, error: &ConfigError) -> Exit {
 
 /// `{"error": {"kind", "status", "code", "message"}}`; fields that do not apply are left out.
 fn error_json(error: &Error) -> Value {
+    json!({ "error": error_body(error) })
+}
+
+fn error_body(error: &Error) -> Value {
     let mut body = json!({ "kind": error.kind(), "message": chain(error) });
     if let Error::Api(api) = error {
         body["status"] = json!(api.status().as_u16());
@@ -120,11 +126,11 @@ fn error_json(error: &Error) -> Value {
             body["message"] = json!(server.message);
         }
     }
-    json!({ "error": body })
+    body
 }
 
 /// The error and its causes, each once.
-fn chain(error: &Error) -> String {
+fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use fullstory_batch_ureq::ProgressSnapshot;
+use fullstory_batch_ureq::Progress as JobProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Progress {
@@ -47,7 +47,7 @@ impl Progress {
         }
     }
 
-    pub fn update(&mut self, snapshot: &ProgressSnapshot) {
+    pub fn update(&mut self, snapshot: &JobProgress) {
         let status = snapshot.last_status.as_ref();
         let state = status.map_or_else(|| "waiting".to_owned(), |s| s.job.status.to_string());
         let (imports, errors) = status.map_or((0, 0), |s| (s.imports, s.errors));
@@ -59,7 +59,7 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 self.next_poll
-                    .store(snapshot.next_poll.map_or(0, epoch_ms), Ordering::Relaxed);
+                    .store(snapshot.next_request.map_or(0, epoch_ms), Ordering::Relaxed);
                 bar.set_message(format!(
                     "{state} · {imports} imported · {errors} failed · attempt {}{problem}",
                     snapshot.attempts,

@@ -428,3 +428,115 @@ fn ctrl_c_prints_how_to_resume() {
     );
     assert!(!err.contains(KEY));
 }
+
+/// `n` events as JSON lines, in a temporary file.
+fn events_file(n: usize) -> tempfile_path::TempFile {
+    let text: String = (0..n).map(|i| format!("{{\"name\":\"e{i}\"}}\n")).collect();
+    tempfile_path::TempFile::new(&text)
+}
+
+/// A file deleted when dropped, with no crate for it.
+mod tempfile_path {
+    pub struct TempFile(pub std::path::PathBuf);
+
+    impl TempFile {
+        pub fn new(text: &str) -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "fsbatch-cli-{}-{}.jsonl",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, text).unwrap();
+            Self(path)
+        }
+
+        pub fn arg(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Regression: a batch import sent its requests with no deadline, so a stalled create
+/// waited out the whole request timeout (30 s) whatever `--timeout` said.
+#[test]
+fn import_timeout_cuts_a_stalled_create() {
+    use fullstory_batch_fake::{Fault, Route, Script};
+    let fake = fake(Duration::from_millis(100));
+    fake.script(
+        Script::on(Route::Create)
+            .always()
+            .respond(Fault::Stall(Duration::from_secs(20))),
+    );
+    let file = events_file(3);
+    let started = std::time::Instant::now();
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", file.arg(), "--timeout", "1500ms", "--json"],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(stdout_json(&out)["error"]["kind"], "deadline_exceeded");
+}
+
+/// Regression: each batch's deadline counted from that batch's own start, so a
+/// three-batch import went on polling past `--timeout`.
+#[test]
+fn import_timeout_holds_across_batches() {
+    let fake = fake(Duration::from_secs(3600));
+    // 120,001 items: three batches, two in progress at once.
+    let file = events_file(120_001);
+    let started = std::time::Instant::now();
+    let out = fsbatch(&fake, Some(KEY), &["import", file.arg(), "--timeout", "3s"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let deadline = started + Duration::from_secs(3);
+    let late: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.instant > deadline + Duration::from_millis(500))
+        .collect();
+    assert!(late.is_empty(), "requests after the timeout: {late:?}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+/// A policy that would flood the API is refused where it is made.
+#[test]
+fn a_flooding_interval_is_refused() {
+    let fake = fake(Duration::ZERO);
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(&fake, Some(KEY), &["wait", &id, "--interval", "0s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would flood the api"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fake.requests().is_empty());
+}
+
+/// A closed port fails in seconds, not after a minute and a half of retries.
+#[test]
+fn a_closed_port_fails_fast() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_fsbatch"))
+        .args(["--base-url", &url, "wait", "some-job"])
+        .env("FULLSTORY_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

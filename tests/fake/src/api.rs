@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::codec::hash_of;
 use crate::fault::RetryAfter;
-use crate::model::{Resource, Route};
+use crate::model::{Resource, ResourceExt, Route};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::state::{Created, NewJob};

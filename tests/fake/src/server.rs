@@ -20,7 +20,7 @@ use crate::builder::{Config, FakeServerBuilder};
 use crate::clock::Clock;
 use crate::fault::{Script, ScriptId, ScriptState};
 use crate::log::{LoggedRequest, RequestLog};
-use crate::model::{JobSnapshot, Resource};
+use crate::model::{JobSnapshot, Resource, ResourceExt};
 use crate::state::{Created, Job, JobTiming, NewJob, State};
 use crate::validate::{ItemFailure, default_fails, import_failure};
 

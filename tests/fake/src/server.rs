@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::builder::{Config, FakeServerBuilder};
 use crate::clock::Clock;
+use crate::codec::{mix, process_salt};
 use crate::fault::{Script, ScriptId, ScriptState};
 use crate::log::{LoggedRequest, RequestLog};
 use crate::model::{JobSnapshot, Resource, ResourceExt};
@@ -43,10 +44,17 @@ impl Shared {
             encoding: config.encoding.clone(),
             idempotency_ttl: config.idempotency_ttl,
         };
+        let id_salt = config.id_seed.unwrap_or_else(|| match &config.random {
+            // Reproducible faults need reproducible paths, so reproducible ids.
+            Some(random) => mix(random.seed ^ 0x6A6F_6269_6473),
+            None => process_salt(),
+        });
+        let mut state = State::default();
+        state.id_salt = id_salt;
         Shared {
             clock: Clock::new(config.manual_clock),
             log: Mutex::new(RequestLog::new(config.log_capacity)),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             seq: AtomicU64::new(0),
             shutdown: watch::Sender::new(false),
             timing,
@@ -231,11 +239,11 @@ impl FakeServer {
         state.jobs.get(id).map(|job| self.shared.snapshot(job))
     }
 
-    /// All jobs, oldest first.
+    /// All jobs, oldest first (in creation order).
     pub fn jobs(&self) -> Vec<JobSnapshot> {
         let state = self.shared.lock_state();
         let mut jobs: Vec<&Job> = state.jobs.values().collect();
-        jobs.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        jobs.sort_by_key(|job| job.number);
         jobs.into_iter()
             .map(|job| self.shared.snapshot(job))
             .collect()

@@ -220,7 +220,11 @@ impl Shared {
         let now = self.clock.now();
         let created = self.lock_state().create(now, job, &self.timing, true);
         match created {
-            Created::New(id) | Created::Replay(id) => self.created_reply(&id),
+            Created::New(id) => self.created_reply(&id),
+            Created::Replay(id) => {
+                self.lock_tally().replayed_creates += 1;
+                self.created_reply(&id)
+            }
             Created::KeyConflict => {
                 let message = "Idempotency-Key was already used with a different request";
                 self.error(StatusCode::BAD_REQUEST, "invalid_argument", message)

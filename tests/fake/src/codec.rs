@@ -172,7 +172,10 @@ mod tests {
         let one: Vec<String> = (0..50).map(|n| job_id(1, n)).collect();
         let two: Vec<String> = (0..50).map(|n| job_id(2, n)).collect();
         assert!(one.iter().all(|id| !two.contains(id)));
-        assert!(process_salt() != process_salt(), "every server gets its own");
+        assert!(
+            process_salt() != process_salt(),
+            "every server gets its own"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ Exit codes: 0 stopped by Ctrl-C (or --help), 1 could not start, 2 usage error.";
 
 /// What the command line asks for.
 enum Parsed {
-    Run(FakeServerBuilder),
+    Run(Box<FakeServerBuilder>),
     Help,
     Version,
 }
@@ -93,13 +93,18 @@ fn builder_from_args(args: Vec<String>) -> Result<Parsed, String> {
                 builder = builder.encoding(Encoding::real_world());
                 continue;
             }
-            "--port" | "--key" | "--key-without-permission" | "--processing" | "--page-size"
-            | "--rate-limit" | "--fault-rate" | "--seed" | "--id-seed" => {}
+            "--port"
+            | "--key"
+            | "--key-without-permission"
+            | "--processing"
+            | "--page-size"
+            | "--rate-limit"
+            | "--fault-rate"
+            | "--seed"
+            | "--id-seed" => {}
             _ => return Err(format!("unknown option {flag:?}")),
         }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         builder = match flag.as_str() {
             "--port" => {
                 port = parse(&flag, &value)?;
@@ -128,13 +133,15 @@ fn builder_from_args(args: Vec<String>) -> Result<Parsed, String> {
     if fault_rate > 0.0 {
         builder = builder.random_faults(fault_rate, seed, FaultKind::ALL);
     }
-    Ok(Parsed::Run(builder.bind(([127, 0, 0, 1], port).into())))
+    Ok(Parsed::Run(Box::new(
+        builder.bind(([127, 0, 0, 1], port).into()),
+    )))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let builder = match builder_from_args(std::env::args().skip(1).collect()) {
-        Ok(Parsed::Run(builder)) => builder,
+        Ok(Parsed::Run(builder)) => *builder,
         Ok(Parsed::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -189,7 +196,8 @@ mod tests {
             "--fault-rate",
             "0.2",
         ];
-        let parsed = |args: &[&str]| builder_from_args(args.iter().map(|s| s.to_string()).collect());
+        let parsed =
+            |args: &[&str]| builder_from_args(args.iter().map(|s| s.to_string()).collect());
         assert!(matches!(parsed(&args), Ok(Parsed::Run(_))));
         assert!(matches!(parsed(&["--id-seed", "9"]), Ok(Parsed::Run(_))));
         assert!(parsed(&["--bogus", "1"]).is_err());

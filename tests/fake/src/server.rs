@@ -23,6 +23,7 @@ use crate::fault::{Script, ScriptId, ScriptState};
 use crate::log::{LoggedRequest, RequestLog};
 use crate::model::{JobSnapshot, Resource, ResourceExt};
 use crate::state::{Created, Job, JobTiming, NewJob, State};
+use crate::stats::{Stats, Tally};
 use crate::validate::{ItemFailure, default_fails, import_failure};
 
 /// Everything the connection tasks share.
@@ -32,6 +33,7 @@ pub(crate) struct Shared {
     pub clock: Clock,
     state: Mutex<State>,
     pub log: Mutex<RequestLog>,
+    tally: Mutex<Tally>,
     pub seq: AtomicU64,
     pub shutdown: watch::Sender<bool>,
 }
@@ -55,6 +57,7 @@ impl Shared {
             clock: Clock::new(config.manual_clock),
             log: Mutex::new(RequestLog::new(config.log_capacity)),
             state: Mutex::new(state),
+            tally: Mutex::new(Tally::default()),
             seq: AtomicU64::new(0),
             shutdown: watch::Sender::new(false),
             timing,
@@ -69,6 +72,18 @@ impl Shared {
 
     pub fn lock_log(&self) -> MutexGuard<'_, RequestLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn lock_tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// All jobs, in creation order.
+    pub fn jobs(&self) -> Vec<JobSnapshot> {
+        let state = self.lock_state();
+        let mut jobs: Vec<&Job> = state.jobs.values().collect();
+        jobs.sort_by_key(|job| job.number);
+        jobs.into_iter().map(|job| self.snapshot(job)).collect()
     }
 
     /// Which items fail, computed before the lock is taken (the rule is user code).
@@ -241,12 +256,13 @@ impl FakeServer {
 
     /// All jobs, oldest first (in creation order).
     pub fn jobs(&self) -> Vec<JobSnapshot> {
-        let state = self.shared.lock_state();
-        let mut jobs: Vec<&Job> = state.jobs.values().collect();
-        jobs.sort_by_key(|job| job.number);
-        jobs.into_iter()
-            .map(|job| self.shared.snapshot(job))
-            .collect()
+        self.shared.jobs()
+    }
+
+    /// What the server has seen so far: jobs, items and requests by call, as
+    /// `GET /fake/stats` serves them (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     /// How many jobs exist (created over HTTP or inserted).

@@ -38,25 +38,39 @@ pub enum ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each text says what is wrong, then how to put it right.
         match self {
-            Self::EmptyApiKey => f.write_str("api key is empty"),
-            Self::InvalidApiKey => f.write_str(
-                "api key holds a byte not allowed in an http header (CR, LF or a control)",
-            ),
-            Self::InvalidIntegrationSource => {
-                f.write_str("integration source holds a byte not allowed in an http header")
+            Self::EmptyApiKey => {
+                f.write_str("api key is empty: pass the key shown on fullstory's api keys page")
             }
-            Self::InvalidBaseUrl(why) => write!(f, "invalid base url: {why}"),
+            Self::InvalidApiKey => f.write_str(
+                "api key holds a byte not allowed in an http header (CR, LF or a control): \
+                 copy the key again, without line breaks",
+            ),
+            Self::InvalidIntegrationSource => f.write_str(
+                "integration source holds a byte not allowed in an http header: \
+                 use printable ascii",
+            ),
+            Self::InvalidBaseUrl(why) => write!(
+                f,
+                "invalid base url: {why}: give an absolute url such as {}",
+                BaseUrl::US
+            ),
             Self::InsecureBaseUrl => f.write_str(
-                "base url is plain http; allow it explicitly to use it (e.g. for loopback tests)",
+                "base url is plain http: use https, or BaseUrl::parse_allow_http for \
+                 loopback tests and trusted proxies",
             ),
             Self::InvalidIdempotencyKey => f.write_str(
                 "idempotency key must be 1 to 255 printable ascii characters without spaces",
             ),
-            Self::EmptyJobId => f.write_str("job id is empty"),
-            Self::JobIdTooLong(len) => {
-                write!(f, "job id is {len} bytes, longer than {MAX_JOB_ID_LEN}")
+            Self::EmptyJobId => {
+                f.write_str("job id is empty: pass the id the create call returned")
             }
+            Self::JobIdTooLong(len) => write!(
+                f,
+                "job id is {len} bytes, longer than {MAX_JOB_ID_LEN}: \
+                 pass the id the create call returned"
+            ),
         }
     }
 }
@@ -234,6 +248,17 @@ impl BaseUrl {
         self.scheme == Scheme::HTTPS
     }
 
+    /// `true` when the host is `localhost`, an IPv4 address in `127.0.0.0/8` or `[::1]`:
+    /// requests (and the key) then never leave the machine, so plain `http` is safe enough.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    }
+
     /// The host, without port.
     pub fn host(&self) -> &str {
         self.authority.host()
@@ -259,6 +284,22 @@ impl Default for BaseUrl {
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}{}", self.scheme, self.authority, self.prefix)
+    }
+}
+
+/// `https` only, like [`BaseUrl::parse`]: `"https://api.fullstory.com".parse::<BaseUrl>()`.
+impl std::str::FromStr for BaseUrl {
+    type Err = ConfigError;
+    fn from_str(url: &str) -> Result<Self, ConfigError> {
+        Self::parse(url)
+    }
+}
+
+/// `https` only, like [`BaseUrl::parse`].
+impl TryFrom<&str> for BaseUrl {
+    type Error = ConfigError;
+    fn try_from(url: &str) -> Result<Self, ConfigError> {
+        Self::parse(url)
     }
 }
 
@@ -408,5 +449,361 @@ impl Config {
     /// The body limit in bytes.
     pub fn body_limit(&self) -> usize {
         self.body_limit
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration from the environment. Kept in one block so it can move as a whole.
+
+/// The variable [`Config::from_env`] reads the API key from (required).
+pub const ENV_API_KEY: &str = "FULLSTORY_API_KEY";
+/// The variable [`Config::from_env`] reads the base URL from (optional).
+pub const ENV_BASE_URL: &str = "FULLSTORY_BASE_URL";
+/// The variable [`Config::from_env`] reads the region from (optional: `us` or `eu`).
+pub const ENV_REGION: &str = "FULLSTORY_REGION";
+
+/// Why [`Config::from_env`] could not build a configuration. Every variant names the
+/// variable at fault ([`EnvError::variable`]); none holds or prints the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A required variable is not set (or is empty).
+    Missing(&'static str),
+    /// A variable is set but not valid Unicode.
+    NotUnicode(&'static str),
+    /// A variable's value was refused; the reason is the [`source`](std::error::Error::source).
+    Invalid(&'static str, ConfigError),
+    /// `FULLSTORY_BASE_URL` is plain `http` to a host that is not loopback.
+    InsecureBaseUrl,
+    /// `FULLSTORY_REGION` is neither `us` nor `eu`.
+    UnknownRegion,
+    /// Both `FULLSTORY_BASE_URL` and `FULLSTORY_REGION` are set.
+    BaseUrlAndRegion,
+}
+
+impl EnvError {
+    /// The environment variable at fault (for [`EnvError::BaseUrlAndRegion`], the base URL's).
+    pub fn variable(&self) -> &'static str {
+        match self {
+            Self::Missing(name) | Self::NotUnicode(name) | Self::Invalid(name, _) => name,
+            Self::InsecureBaseUrl | Self::BaseUrlAndRegion => ENV_BASE_URL,
+            Self::UnknownRegion => ENV_REGION,
+        }
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing(name) if *name == ENV_API_KEY => write!(
+                f,
+                "{name} is not set: set it to the key shown on fullstory's api keys page"
+            ),
+            Self::Missing(name) => write!(f, "{name} is not set"),
+            Self::NotUnicode(name) => write!(f, "{name} is not valid unicode: set it again"),
+            Self::Invalid(name, _) => write!(f, "invalid {name}"),
+            Self::InsecureBaseUrl => write!(
+                f,
+                "{ENV_BASE_URL} is plain http to a host that is not loopback: use https \
+                 (plain http is taken for localhost, 127.0.0.0/8 and [::1] only)"
+            ),
+            Self::UnknownRegion => write!(f, "{ENV_REGION} must be us or eu"),
+            Self::BaseUrlAndRegion => write!(
+                f,
+                "{ENV_BASE_URL} and {ENV_REGION} are both set: unset one of them"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EnvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(_, source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration from the process environment:
+    ///
+    /// - `FULLSTORY_API_KEY` (required): the key, as for [`ApiKey::new`].
+    /// - `FULLSTORY_BASE_URL` (optional): the base URL. `https`, or plain `http` to a
+    ///   loopback host only ([`BaseUrl::is_loopback`]: a fake server or a local proxy).
+    /// - `FULLSTORY_REGION` (optional): `us` or `eu`, a preset base URL; not together with
+    ///   `FULLSTORY_BASE_URL`.
+    ///
+    /// Empty optional variables count as unset. Without either, the US base URL.
+    ///
+    /// This is the one place the core reads the environment; [`Config::from_lookup`] does
+    /// the same from any source, for tests.
+    ///
+    /// # Errors
+    /// An [`EnvError`] naming the variable at fault. It never holds the key.
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(EnvError::NotUnicode(name)),
+        })
+    }
+
+    /// Like [`Config::from_env`], reading each variable through `lookup` (`Ok(None)`: unset).
+    ///
+    /// ```
+    /// use fullstory_batch::{Config, EnvError};
+    ///
+    /// let env = |name: &str| -> Result<Option<String>, EnvError> {
+    ///     Ok(match name {
+    ///         "FULLSTORY_API_KEY" => Some("my-key".to_owned()),
+    ///         "FULLSTORY_REGION" => Some("eu".to_owned()),
+    ///         _ => None,
+    ///     })
+    /// };
+    /// let config = Config::from_lookup(env)?;
+    /// assert_eq!(config.base_url().to_string(), "https://api.eu1.fullstory.com");
+    /// # Ok::<(), EnvError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Config::from_env`], and whatever `lookup` returns.
+    pub fn from_lookup(
+        lookup: impl Fn(&'static str) -> Result<Option<String>, EnvError>,
+    ) -> Result<Self, EnvError> {
+        let optional =
+            |name| lookup(name).map(|value| value.filter(|v: &String| !v.trim().is_empty()));
+        let key = optional(ENV_API_KEY)?.ok_or(EnvError::Missing(ENV_API_KEY))?;
+        let key = ApiKey::new(&key).map_err(|e| EnvError::Invalid(ENV_API_KEY, e))?;
+        let base_url = match (optional(ENV_BASE_URL)?, optional(ENV_REGION)?) {
+            (Some(_), Some(_)) => return Err(EnvError::BaseUrlAndRegion),
+            (Some(url), None) => {
+                let url = BaseUrl::parse_allow_http(&url)
+                    .map_err(|e| EnvError::Invalid(ENV_BASE_URL, e))?;
+                if !url.is_https() && !url.is_loopback() {
+                    return Err(EnvError::InsecureBaseUrl);
+                }
+                url
+            }
+            (None, Some(region)) => match region.trim().to_ascii_lowercase().as_str() {
+                "us" => BaseUrl::us(),
+                "eu" => BaseUrl::eu(),
+                _ => return Err(EnvError::UnknownRegion),
+            },
+            (None, None) => BaseUrl::us(),
+        };
+        Ok(Self::new(key).with_base_url(base_url))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn lookup<'a>(
+        vars: &'a [(&str, &str)],
+    ) -> impl Fn(&'static str) -> Result<Option<String>, EnvError> + 'a {
+        move |name| {
+            Ok(vars
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned()))
+        }
+    }
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, EnvError> {
+        Config::from_lookup(lookup(vars))
+    }
+
+    const KEY: (&str, &str) = ("FULLSTORY_API_KEY", "SECRET-k3y");
+
+    #[test]
+    fn base_url_parses_through_the_std_traits_https_only() {
+        let url: BaseUrl = "https://proxy.example/fs/".parse().unwrap();
+        assert_eq!(url.to_string(), "https://proxy.example/fs");
+        assert_eq!(BaseUrl::try_from(BaseUrl::EU), Ok(BaseUrl::eu()));
+        assert_eq!(
+            "http://127.0.0.1:1".parse::<BaseUrl>(),
+            Err(ConfigError::InsecureBaseUrl)
+        );
+        assert!(matches!(
+            BaseUrl::try_from("api.fullstory.com"),
+            Err(ConfigError::InvalidBaseUrl(_))
+        ));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for url in [
+            "http://localhost:1",
+            "http://LOCALHOST",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9",
+            "http://[::ffff:127.0.0.1]:9",
+        ] {
+            assert!(
+                BaseUrl::parse_allow_http(url).unwrap().is_loopback(),
+                "{url}"
+            );
+        }
+        for url in [
+            "https://api.fullstory.com",
+            "http://10.0.0.1",
+            "http://[::2]",
+            "http://localhost.example",
+        ] {
+            assert!(
+                !BaseUrl::parse_allow_http(url).unwrap().is_loopback(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_config_error_says_how_to_fix_it() {
+        let errors = [
+            ConfigError::EmptyApiKey,
+            ConfigError::InvalidApiKey,
+            ConfigError::InvalidIntegrationSource,
+            ConfigError::InvalidBaseUrl("no host"),
+            ConfigError::InsecureBaseUrl,
+            ConfigError::InvalidIdempotencyKey,
+            ConfigError::EmptyJobId,
+            ConfigError::JobIdTooLong(2000),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            let fix = ["pass", "copy", "use", "give", "must"];
+            assert!(fix.iter().any(|w| text.contains(w)), "no fix in {text:?}");
+            assert!(text.starts_with(char::is_lowercase), "{text:?}");
+        }
+        assert!(
+            ConfigError::InsecureBaseUrl
+                .to_string()
+                .contains("BaseUrl::parse_allow_http")
+        );
+    }
+
+    #[test]
+    fn from_lookup_reads_key_base_url_and_region() {
+        let config = from(&[KEY]).unwrap();
+        assert_eq!(config.base_url(), &BaseUrl::us());
+        let config = from(&[KEY, ("FULLSTORY_REGION", " EU ")]).unwrap();
+        assert_eq!(config.base_url(), &BaseUrl::eu());
+        let config = from(&[KEY, ("FULLSTORY_BASE_URL", "https://proxy.example/fs")]).unwrap();
+        assert_eq!(config.base_url().to_string(), "https://proxy.example/fs");
+        let config = from(&[KEY, ("FULLSTORY_BASE_URL", "http://127.0.0.1:4000")]).unwrap();
+        assert!(!config.base_url().is_https());
+        let config = from(&[KEY, ("FULLSTORY_BASE_URL", ""), ("FULLSTORY_REGION", "")]).unwrap();
+        assert_eq!(config.base_url(), &BaseUrl::us(), "empty counts as unset");
+    }
+
+    #[test]
+    fn from_lookup_names_the_variable_at_fault_and_never_the_key() {
+        let cases: [(&[(&str, &str)], EnvError); 8] = [
+            (&[], EnvError::Missing("FULLSTORY_API_KEY")),
+            (
+                &[("FULLSTORY_API_KEY", " ")],
+                EnvError::Missing("FULLSTORY_API_KEY"),
+            ),
+            (
+                &[("FULLSTORY_API_KEY", "SECRET\nk")],
+                EnvError::Invalid("FULLSTORY_API_KEY", ConfigError::InvalidApiKey),
+            ),
+            (
+                &[KEY, ("FULLSTORY_BASE_URL", "ftp://x")],
+                EnvError::Invalid(
+                    "FULLSTORY_BASE_URL",
+                    ConfigError::InvalidBaseUrl("scheme is neither http nor https"),
+                ),
+            ),
+            (
+                &[KEY, ("FULLSTORY_BASE_URL", "http://api.fullstory.com")],
+                EnvError::InsecureBaseUrl,
+            ),
+            (
+                &[KEY, ("FULLSTORY_REGION", "mars")],
+                EnvError::UnknownRegion,
+            ),
+            (
+                &[
+                    KEY,
+                    ("FULLSTORY_REGION", "eu"),
+                    ("FULLSTORY_BASE_URL", BaseUrl::US),
+                ],
+                EnvError::BaseUrlAndRegion,
+            ),
+            (
+                &[KEY, ("FULLSTORY_BASE_URL", "https://x/?q")],
+                EnvError::Invalid(
+                    "FULLSTORY_BASE_URL",
+                    ConfigError::InvalidBaseUrl("query or fragment is not allowed"),
+                ),
+            ),
+        ];
+        for (vars, expected) in cases {
+            let error = from(vars).unwrap_err();
+            assert_eq!(error, expected, "{vars:?}");
+            let text = format!(
+                "{error} {error:?} {:?}",
+                error.source().map(ToString::to_string)
+            );
+            assert!(text.contains(error.variable()), "{text}");
+            assert!(!text.contains("SECRET"), "the key was printed: {text}");
+        }
+        let unicode = Config::from_lookup(|name| Err(EnvError::NotUnicode(name))).unwrap_err();
+        assert_eq!(unicode.variable(), "FULLSTORY_API_KEY");
+    }
+
+    /// `from_env` itself, in child processes: the crate forbids `unsafe`, which
+    /// `std::env::set_var` needs in edition 2024, and the environment is shared by every
+    /// test thread anyway. Each child reruns this test binary for [`from_env_child`] alone.
+    #[test]
+    fn from_env_reads_the_process_environment() {
+        let run = |vars: &[(&str, &str)]| -> String {
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command
+                .args(["--exact", "config::tests::from_env_child", "--ignored"])
+                .args(["--nocapture", "--test-threads=1"])
+                .env("FULLSTORY_BATCH_FROM_ENV_CHILD", "1");
+            for name in [ENV_API_KEY, ENV_BASE_URL, ENV_REGION] {
+                command.env_remove(name);
+            }
+            command.envs(vars.iter().copied());
+            let out = command.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(!text.contains("SECRET"), "the key was printed: {text}");
+            text
+        };
+        assert!(
+            run(&[KEY, ("FULLSTORY_REGION", "eu")])
+                .contains("from_env: ok https://api.eu1.fullstory.com")
+        );
+        assert!(run(&[KEY]).contains("from_env: ok https://api.fullstory.com"));
+        let insecure = run(&[KEY, ("FULLSTORY_BASE_URL", "http://api.fullstory.com")]);
+        assert!(
+            insecure.contains("from_env: err FULLSTORY_BASE_URL"),
+            "{insecure}"
+        );
+        let missing = run(&[("FULLSTORY_REGION", "eu")]);
+        assert!(
+            missing.contains("from_env: err FULLSTORY_API_KEY"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by from_env_reads_the_process_environment in a child process"]
+    fn from_env_child() {
+        if std::env::var_os("FULLSTORY_BATCH_FROM_ENV_CHILD").is_none() {
+            return;
+        }
+        match Config::from_env() {
+            Ok(config) => println!("from_env: ok {}", config.base_url()),
+            Err(e) => println!("from_env: err {} ({e})", e.variable()),
+        }
     }
 }

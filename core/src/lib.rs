@@ -88,7 +88,7 @@
 //! # Crate map
 //! | module of concern | types |
 //! |---|---|
-//! | configuration | [`Config`], [`ApiKey`], [`BaseUrl`], [`JobId`], [`JobRef`], [`Resource`] |
+//! | configuration | [`Config`], [`ApiKey`], [`BaseUrl`], [`JobId`], [`JobRef`], [`Resource`], [`Config::from_env`] and [`EnvError`] |
 //! | the answer | [`JobStatusResponse`], [`JobMetadata`], [`JobState`], [`Page`], [`FailedItem`] |
 //! | what went wrong | [`ApiError`], [`Error`], [`TransportError`], [`ConfigError`], [`ValidationError`] |
 //! | the machines | [`Job`], [`JobSet`], [`Transmit`], [`Event`], [`Outcome`], [`Stopped`], [`Progress`] |
@@ -122,8 +122,8 @@ pub use batch::{
     Page, PageAnswer, PageKind, SessionId, UserId, UserRequest, ValidationError, validate,
 };
 pub use config::{
-    ApiKey, BaseUrl, Config, ConfigError, DEFAULT_BODY_LIMIT, JobId, JobRef, MAX_JOB_ID_LEN,
-    Resource,
+    ApiKey, BaseUrl, Config, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEY, ENV_BASE_URL,
+    ENV_REGION, EnvError, JobId, JobRef, MAX_JOB_ID_LEN, Resource,
 };
 pub use error::{
     ApiError, EXCERPT_LEN, Error, ErrorBody, ErrorCode, ErrorDetails, ErrorResponse, Malformed,

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 the call succeeded (`status`) or the job COMPLETED (`wait`); 1 the job
 //! FAILED; 2 usage or configuration error; 3 an API or transport error that was not
-//! retryable or outlived its retries; 4 the deadline passed.
+//! retryable or outlived its retries; 4 the deadline passed; 130 interrupted.
 
 // Doc comments on the arguments are `--help` text for a terminal, where a URL stays bare.
 #![allow(rustdoc::bare_urls)]
@@ -16,18 +16,28 @@ mod progress;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use fullstory_batch::{ApiKey, BaseUrl, Config, JobId, JobRef, PageKind, Policy, Resource};
 use fullstory_batch_ureq::{Client, ClientOptions, Event};
 
-use crate::args::{Cli, Command, Global, Region};
+use crate::args::{Command, Global, Region};
 use crate::output::{Exit, print_config_error, print_error, print_outcome, print_status};
 use crate::progress::Progress;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = args::parse();
     let exit = match &cli.command {
         Command::Demo => demo::run(),
+        Command::Completions { shell } => {
+            args::print_completions(*shell);
+            Exit::Ok
+        }
+        Command::Man => match args::print_man() {
+            Ok(()) => Exit::Ok,
+            Err(e) => {
+                eprintln!("error: could not write the man page: {e}");
+                Exit::Api
+            }
+        },
         Command::Import {
             file,
             timeout,
@@ -157,9 +167,7 @@ pub(crate) fn client(global: &Global) -> Result<Client, Exit> {
     })?;
     let key = ApiKey::new(&key).map_err(|e| print_config_error("FULLSTORY_API_KEY", &e))?;
     let base_url = base_url(global)?;
-    if !base_url.is_https() {
-        eprintln!("warning: {base_url} is plain http: the API key travels unencrypted");
-    }
+    args::warn_plain_http(global, &base_url);
     let config = Config::new(key).with_base_url(base_url);
     let options = ClientOptions::default().with_request_timeout(global.request_timeout);
     Ok(Client::with_options(config, options))

@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// `--quiet`: nothing at all.
+    quiet: bool,
     /// When the next poll is due, in ms since the epoch (0: none): the live line counts down
     /// to it between updates.
     next_poll: Arc<AtomicU64>,
@@ -18,11 +20,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A live line when stderr is a terminal, plain lines otherwise.
+    /// A live line when stderr is a terminal, plain lines otherwise, nothing with `--quiet`.
     pub fn new() -> Self {
+        let quiet = crate::args::quiet();
         let next_poll = Arc::new(AtomicU64::new(0));
         let due = Arc::clone(&next_poll);
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let style = ProgressStyle::with_template("{spinner} {msg} · {elapsed} elapsed{next}")
                 .expect("a valid template")
                 .with_key(
@@ -41,6 +44,7 @@ impl Progress {
         });
         Self {
             bar,
+            quiet,
             next_poll,
             started: Instant::now(),
             last_line: String::new(),
@@ -48,6 +52,9 @@ impl Progress {
     }
 
     pub fn update(&mut self, snapshot: &JobProgress) {
+        if self.quiet {
+            return;
+        }
         let status = snapshot.last_status.as_ref();
         let state = status.map_or_else(|| "waiting".to_owned(), |s| s.job.status.to_string());
         let (imports, errors) = status.map_or((0, 0), |s| (s.imports, s.errors));
@@ -83,6 +90,7 @@ impl Progress {
     pub fn note(&self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(message),
+            None if self.quiet => {}
             None => eprintln!("{message}"),
         }
     }

@@ -540,3 +540,191 @@ fn a_closed_port_fails_fast() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// `fsbatch ARGS` with no key and no base URL in the environment.
+fn fsbatch_alone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fsbatch"))
+        .args(args)
+        .env_remove("FULLSTORY_API_KEY")
+        .env_remove("FULLSTORY_BASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn help_describes_the_tool_its_environment_exit_codes_and_examples() {
+    for flag in ["--help", "-h"] {
+        let out = fsbatch_alone(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Import events and users into Fullstory"),
+            "{flag}: opens with what the tool does: {text}"
+        );
+        assert!(!text.contains("project's examples"), "{text}");
+        for needle in [
+            "Commands:",
+            "import",
+            "wait",
+            "completions",
+            "Examples:",
+            "fsbatch import events.json",
+            "FULLSTORY_API_KEY",
+            "FULLSTORY_BASE_URL",
+            "Exit codes:",
+            "130",
+            "--quiet",
+        ] {
+            assert!(text.contains(needle), "{flag}: no {needle:?} in {text}");
+        }
+        for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130 "] {
+            assert!(
+                text.lines().any(|l| l.trim_start().starts_with(code)),
+                "{flag}: exit code {code}in {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_command_help_has_an_example() {
+    let commands = [
+        "import",
+        "status",
+        "wait",
+        "imports",
+        "errors",
+        "demo",
+        "completions",
+        "man",
+    ];
+    for command in commands {
+        let out = fsbatch_alone(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command}");
+        let text = stdout(&out);
+        assert!(
+            text.contains("Example") && text.contains(&format!("fsbatch {command}"))
+                || text.contains(&format!("fsbatch --users {command}")),
+            "{command}: {text}"
+        );
+    }
+}
+
+#[test]
+fn demo_help_lists_no_connection_options() {
+    let out = fsbatch_alone(&["demo", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for option in [
+        "--base-url",
+        "--region",
+        "--users",
+        "--request-timeout",
+        "--quiet",
+    ] {
+        assert!(!text.contains(option), "{option} in {text}");
+    }
+    // They are still taken before and after the commands that use them.
+    let status = fsbatch_alone(&["status", "--help"]);
+    assert!(stdout(&status).contains("--base-url"));
+    // And refused where they would do nothing.
+    for args in [
+        &["--users", "demo"][..],
+        &["demo", "--base-url", "http://x"],
+    ] {
+        let out = fsbatch_alone(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn completions_print_a_script() {
+    let cases = [
+        ("bash", "complete -F _fsbatch"),
+        ("zsh", "#compdef fsbatch"),
+        ("fish", "complete -c fsbatch"),
+    ];
+    for (shell, needle) in cases {
+        let out = fsbatch_alone(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = stdout(&out);
+        assert!(script.contains(needle), "{shell}: {script}");
+        assert!(script.contains("base-url"), "{shell}: knows the options");
+    }
+    assert_eq!(
+        fsbatch_alone(&["completions", "tcsh"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn man_prints_roff() {
+    let out = fsbatch_alone(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(page.contains(".TH fsbatch 1"), "{page}");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH \"EXIT CODES\"",
+        ".SH \"ENVIRONMENT\"",
+    ] {
+        assert!(page.contains(section), "no {section}: {page}");
+    }
+    assert!(page.contains("FULLSTORY_API_KEY"));
+}
+
+#[test]
+fn quiet_silences_the_plain_http_warning() {
+    // A plain-http host that is not loopback warns even without a terminal. The empty job
+    // id then stops the command (exit 2) before anything is sent.
+    let remote = ["--base-url", "http://192.0.2.1:9", "status", ""];
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fsbatch"))
+            .args(extra)
+            .args(remote)
+            .env("FULLSTORY_API_KEY", KEY)
+            .env_remove("FULLSTORY_BASE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let loud = run(&[]);
+    assert_eq!(loud.matches("plain http").count(), 1, "{loud}");
+    assert!(!loud.contains(KEY));
+    for quiet in ["--quiet", "-q"] {
+        let err = run(&[quiet]);
+        assert!(!err.contains("plain http"), "{quiet}: {err}");
+        assert!(err.contains("JOB_ID"), "errors still print: {err}");
+    }
+
+    // A loopback fake, no terminal: no warning, quiet or not.
+    let fake = fake(Duration::ZERO);
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(&fake, Some(KEY), &["status", &id]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("plain http"), "{}", stderr(&out));
+}
+
+#[test]
+fn quiet_silences_progress_but_not_the_outcome() {
+    let fake = fake(Duration::from_millis(300));
+    let id = job(&fake, Resource::Events, 0);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["wait", &id, "--interval", "100ms", "-q"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("status "),
+        "no progress lines: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::codec::hash_of;
 use crate::fault::RetryAfter;
-use crate::model::{Resource, Route};
+use crate::model::{Resource, ResourceExt, Route};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::state::{Created, NewJob};
@@ -220,7 +220,11 @@ impl Shared {
         let now = self.clock.now();
         let created = self.lock_state().create(now, job, &self.timing, true);
         match created {
-            Created::New(id) | Created::Replay(id) => self.created_reply(&id),
+            Created::New(id) => self.created_reply(&id),
+            Created::Replay(id) => {
+                self.lock_tally().replayed_creates += 1;
+                self.created_reply(&id)
+            }
             Created::KeyConflict => {
                 let message = "Idempotency-Key was already used with a different request";
                 self.error(StatusCode::BAD_REQUEST, "invalid_argument", message)

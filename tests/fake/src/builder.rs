@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub log_capacity: usize,
     pub idempotency_ttl: Duration,
     pub addr: SocketAddr,
+    /// Salt for job ids; `None`: from the random-fault seed, else per server.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             log_capacity: 10_000,
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            id_seed: None,
         }
     }
 }
@@ -80,6 +83,7 @@ impl fmt::Debug for Config {
             .field("log_capacity", &self.log_capacity)
             .field("idempotency_ttl", &self.idempotency_ttl)
             .field("addr", &self.addr)
+            .field("id_seed", &self.id_seed)
             .finish()
     }
 }
@@ -232,6 +236,20 @@ impl FakeServerBuilder {
     /// How long an `Idempotency-Key` stays bound to its job (default 24 h).
     pub fn idempotency_ttl(mut self, ttl: Duration) -> Self {
         self.config.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Derives job ids from `seed`, so two servers given the same seed hand out
+    /// the same ids in the same order.
+    ///
+    /// By default ids differ between servers and between runs (they mix in
+    /// the clock, the process id and a counter), so a restarted fake never
+    /// hands out an id a client saw before, except with
+    /// [`random_faults`](Self::random_faults) and friends: then ids follow
+    /// from the fault seed, because the fault drawn for a request depends on
+    /// its path, and so on the job id in it.
+    pub fn job_id_seed(mut self, seed: u64) -> Self {
+        self.config.id_seed = Some(seed);
         self
     }
 

@@ -74,15 +74,31 @@ pub(crate) fn unit_float(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Job id number `n`: 9 to 11 random-looking bytes, so one id in three has no
-/// padding, the others end in `==` (the first id) or `=`.
-pub(crate) fn job_id(n: u64) -> String {
-    let first = mix(n);
+/// Job id number `n` of a server whose ids are salted with `salt`: 9 to 11
+/// random-looking bytes, so one id in three has no padding, the others end in
+/// `==` (the first id) or `=`. Distinct `n` give distinct ids for one salt
+/// (`mix` is a bijection); distinct salts give unrelated ids.
+pub(crate) fn job_id(salt: u64, n: u64) -> String {
+    let first = mix(n ^ mix(salt));
     let second = mix(first ^ 0xA5A5_A5A5);
     let mut bytes = first.to_be_bytes().to_vec();
     let extra = 1 + ((n + 1) % 3) as usize;
     bytes.extend_from_slice(&second.to_be_bytes()[..extra]);
     base64url(&bytes)
+}
+
+/// A salt for job ids that differs between processes and between servers in
+/// one process: the wall clock, the process id and a counter, mixed. Not
+/// cryptographic; it only keeps a restarted fake from handing out the ids of
+/// the last run.
+pub(crate) fn process_salt() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERVERS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = SERVERS.fetch_add(1, Ordering::Relaxed);
+    mix(nanos ^ mix(u64::from(std::process::id()) ^ mix(count)))
 }
 
 /// RFC 3339 UTC with milliseconds and `Z`, as the API writes `created`.
@@ -133,7 +149,7 @@ mod tests {
 
     #[test]
     fn job_ids_are_unique_and_look_real() {
-        let ids: Vec<String> = (0..300).map(job_id).collect();
+        let ids: Vec<String> = (0..300).map(|n| job_id(7, n)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();
@@ -148,6 +164,17 @@ mod tests {
         assert!(
             ids[0].ends_with("=="),
             "the first id already needs encoding"
+        );
+    }
+
+    #[test]
+    fn salts_give_other_ids() {
+        let one: Vec<String> = (0..50).map(|n| job_id(1, n)).collect();
+        let two: Vec<String> = (0..50).map(|n| job_id(2, n)).collect();
+        assert!(one.iter().all(|id| !two.contains(id)));
+        assert!(
+            process_salt() != process_salt(),
+            "every server gets its own"
         );
     }
 

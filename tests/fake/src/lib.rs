@@ -9,6 +9,19 @@
 //! | `GET .../batch/{job_id}/imports?page_token=&include_schema=` | 202 while processing, then pages |
 //! | `GET .../batch/{job_id}/errors?page_token=` | 202 while processing, then pages |
 //!
+//! Beside the API, read-only inspection endpoints for tests and scripts. They
+//! need no API key (this is a test server), and are never logged, counted in
+//! the stats or answered with a fault:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /fake/stats` | [`Stats::to_json`]: `jobs`, `items`, `requests` by call, `faults`, `by_resource` |
+//! | `GET /fake/jobs` | `{"jobs": [{"id", "resource", "status", "items", "imports", "errors", "created", "finished"}]}` |
+//! | `GET /fake/requests` | `{"requests": [{"seq", "method", "path", "query", "status", "route", "resource", "job_id", "fault", "headers", ...}]}`, `Authorization` redacted |
+//!
+//! The same numbers from Rust: [`FakeServer::stats`], [`FakeServer::jobs`],
+//! [`FakeServer::requests`].
+//!
 //! Jobs stay `PROCESSING` for the configured time on the fake clock, then
 //! become `COMPLETED`, or `FAILED` when some items failed (a `FAILED` job can
 //! still have imports). Auth is `Authorization: Basic <key>` (401 / 403),
@@ -76,7 +89,9 @@
 //! - Several orgs: all keys share one org (jobs, idempotency keys, limits);
 //!   rate-limit buckets are per key.
 //! - The single-item endpoints (`POST /v2/events`, `/v2/users/{id}`), HTTP/2,
-//!   compression, persistence across restarts.
+//!   compression, persistence across restarts (each server hands out ids of
+//!   its own, so a restarted fake does not repeat ids; see
+//!   [`FakeServerBuilder::job_id_seed`]).
 //! - Real item processing: only the failure rule and a few spec rules
 //!   (property names, `shared.context` conflicts) decide what fails; counts
 //!   stay 0 until a job is done (no partial progress).
@@ -104,6 +119,7 @@ mod reply;
 mod serve;
 mod server;
 mod state;
+mod stats;
 mod validate;
 mod wire;
 
@@ -114,6 +130,7 @@ pub use fault::{
 pub use log::{LoggedRequest, REDACTED};
 pub use model::{Encoding, JobSnapshot, JobStatus, OrgLimits, Resource, Route};
 pub use server::FakeServer;
+pub use stats::{RequestCounts, ResourceStats, Stats};
 
 /// The unknown field name added to response objects when
 /// [`Encoding::extra_fields`] is on.

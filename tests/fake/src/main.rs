@@ -1,5 +1,5 @@
 //! `fullstory-batch-fake`: runs the fake Fullstory batch-import API until
-//! Ctrl-C, printing its base URL on stdout.
+//! Ctrl-C, printing its base URL on stdout. `--help` says how.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,7 +7,15 @@ use std::time::Duration;
 use fullstory_batch_fake::{Encoding, FakeServer, FakeServerBuilder, FaultKind};
 
 const USAGE: &str = "\
-usage: fullstory-batch-fake [options]
+fullstory-batch-fake: a fake of Fullstory's batch-import job API, for testing clients.
+
+Serves /v2/{events,users}/batch on 127.0.0.1 until Ctrl-C. Prints its base URL on stdout
+(e.g. http://127.0.0.1:41234), so a script can read one line and point a client at it.
+Jobs live in memory only; each run hands out new job ids.
+
+Usage: fullstory-batch-fake [OPTIONS]
+
+Options:
   --port N                     port on 127.0.0.1 (default 0: any free port)
   --key KEY                    accepted API key (repeatable; default: any key)
   --key-without-permission KEY key answered 403 (repeatable)
@@ -15,10 +23,35 @@ usage: fullstory-batch-fake [options]
   --page-size N                results per imports/errors page (default 100)
   --rate-limit RPS[:BURST]     per-key token bucket (default off)
   --fault-rate R               share of requests (0..1) answered with a random fault
-  --seed N                     seed for random faults (default 1)
+  --seed N                     seed for random faults (default 1); with --fault-rate, job
+                               ids follow from it too, so a run can be replayed
+  --id-seed N                  derive job ids from N (default: new ids every run)
   --real-world-encoding        every wire quirk: zero counts omitted, counts as strings,
                                unknown fields, PENDING first, empty fields omitted
-  --help                       this text";
+  -h, --help                   print this text
+  -V, --version                print the version
+
+Inspection endpoints (read-only, no API key, never logged, counted or faulted):
+  GET /fake/stats     {\"jobs\",\"items\",\"requests\":{\"create\",\"status\",\"imports\",\"errors\",
+                      \"other\"},\"faults\",\"by_resource\":{\"events\":{...},\"users\":{...}}}
+  GET /fake/jobs      {\"jobs\":[{\"id\",\"resource\",\"status\",\"items\",\"imports\",\"errors\",
+                      \"created\",\"finished\"}]}
+  GET /fake/requests  {\"requests\":[{\"seq\",\"method\",\"path\",\"status\",...}]}
+                      (Authorization shown as \"Basic [redacted]\")
+
+Examples:
+  fullstory-batch-fake --key test-key --processing 3s
+  fullstory-batch-fake --port 8080 --fault-rate 0.2 --seed 7
+  curl -s http://127.0.0.1:8080/fake/stats
+
+Exit codes: 0 stopped by Ctrl-C (or --help), 1 could not start, 2 usage error.";
+
+/// What the command line asks for.
+enum Parsed {
+    Run(Box<FakeServerBuilder>),
+    Help,
+    Version,
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
@@ -44,23 +77,34 @@ fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("bad value {value:?} for {flag}"))
 }
 
-fn builder_from_args(args: Vec<String>) -> Result<FakeServerBuilder, String> {
+/// The builder the arguments describe, or a short usage error (no usage text: that is
+/// what `--help` is for).
+fn builder_from_args(args: Vec<String>) -> Result<Parsed, String> {
     let mut builder = FakeServer::builder();
     let mut port = 0u16;
     let mut fault_rate = 0.0f64;
     let mut seed = 1u64;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_owned());
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--version" | "-V" => return Ok(Parsed::Version),
+            "--real-world-encoding" => {
+                builder = builder.encoding(Encoding::real_world());
+                continue;
+            }
+            "--port"
+            | "--key"
+            | "--key-without-permission"
+            | "--processing"
+            | "--page-size"
+            | "--rate-limit"
+            | "--fault-rate"
+            | "--seed"
+            | "--id-seed" => {}
+            _ => return Err(format!("unknown option {flag:?}")),
         }
-        if flag == "--real-world-encoding" {
-            builder = builder.encoding(Encoding::real_world());
-            continue;
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         builder = match flag.as_str() {
             "--port" => {
                 port = parse(&flag, &value)?;
@@ -82,21 +126,32 @@ fn builder_from_args(args: Vec<String>) -> Result<FakeServerBuilder, String> {
                 seed = parse(&flag, &value)?;
                 builder
             }
-            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+            "--id-seed" => builder.job_id_seed(parse(&flag, &value)?),
+            _ => unreachable!("every flag that takes a value is listed above"),
         };
     }
     if fault_rate > 0.0 {
         builder = builder.random_faults(fault_rate, seed, FaultKind::ALL);
     }
-    Ok(builder.bind(([127, 0, 0, 1], port).into()))
+    Ok(Parsed::Run(Box::new(
+        builder.bind(([127, 0, 0, 1], port).into()),
+    )))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let builder = match builder_from_args(std::env::args().skip(1).collect()) {
-        Ok(builder) => builder,
+        Ok(Parsed::Run(builder)) => *builder,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("fullstory-batch-fake {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            eprintln!("{message}");
+            eprintln!("fullstory-batch-fake: {message}\nTry 'fullstory-batch-fake --help'.");
             return ExitCode::from(2);
         }
     };
@@ -141,9 +196,16 @@ mod tests {
             "--fault-rate",
             "0.2",
         ];
-        assert!(builder_from_args(args.iter().map(|s| s.to_string()).collect()).is_ok());
-        assert!(builder_from_args(vec!["--bogus".into(), "1".into()]).is_err());
-        assert!(builder_from_args(vec!["--port".into()]).is_err());
-        assert!(builder_from_args(vec!["--help".into()]).is_err());
+        let parsed =
+            |args: &[&str]| builder_from_args(args.iter().map(|s| s.to_string()).collect());
+        assert!(matches!(parsed(&args), Ok(Parsed::Run(_))));
+        assert!(matches!(parsed(&["--id-seed", "9"]), Ok(Parsed::Run(_))));
+        assert!(parsed(&["--bogus", "1"]).is_err());
+        assert!(parsed(&["--bogus"]).is_err());
+        assert!(parsed(&["--port"]).is_err());
+        assert!(parsed(&["--port", "x"]).is_err());
+        assert!(matches!(parsed(&["--help"]), Ok(Parsed::Help)));
+        assert!(matches!(parsed(&["--port", "1", "-h"]), Ok(Parsed::Help)));
+        assert!(matches!(parsed(&["-V"]), Ok(Parsed::Version)));
     }
 }

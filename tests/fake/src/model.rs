@@ -3,44 +3,32 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// The two kinds of batch import the API offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Resource {
-    /// Custom events: `/v2/events/batch`.
-    Events,
-    /// Users: `/v2/users/batch`.
-    Users,
+/// The two kinds of batch import the API offers: the core crate's own type, re-exported, so a
+/// test that imports both the fake and an adapter names one `Resource`.
+pub use fullstory_batch::Resource;
+
+/// What the fake needs of a [`Resource`] beyond the core's `as_str`.
+pub(crate) trait ResourceExt: Sized {
+    /// The key that holds the original item in an errors page result.
+    fn item_key(self) -> &'static str;
+    /// The resource a path segment names.
+    fn from_segment(segment: &str) -> Option<Self>;
 }
 
-impl Resource {
-    /// The path segment: `"events"` or `"users"`.
-    pub fn segment(self) -> &'static str {
-        match self {
-            Resource::Events => "events",
-            Resource::Users => "users",
-        }
-    }
-
-    /// The key that holds the original item in an errors page result.
-    pub(crate) fn item_key(self) -> &'static str {
+impl ResourceExt for Resource {
+    fn item_key(self) -> &'static str {
         match self {
             Resource::Events => "event",
             Resource::Users => "user",
         }
     }
 
-    pub(crate) fn from_segment(segment: &str) -> Option<Resource> {
+    fn from_segment(segment: &str) -> Option<Resource> {
         match segment {
             "events" => Some(Resource::Events),
             "users" => Some(Resource::Users),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.segment())
     }
 }
 

@@ -21,6 +21,7 @@ use crate::log::{LoggedRequest, redact};
 use crate::model::Route;
 use crate::reply::{Delivery, Reply, skewed};
 use crate::server::Shared;
+use crate::stats::is_inspection;
 
 /// The hyper service: never fails except to close a connection on purpose.
 pub(crate) async fn respond(
@@ -28,7 +29,17 @@ pub(crate) async fn respond(
     request: hyper::Request<Incoming>,
 ) -> Result<Response<FakeBody>, io::Error> {
     let (parts, body) = request.into_parts();
+    if is_inspection(parts.uri.path()) {
+        // Before the log, the tally and the faults: looking must not change what is seen.
+        return Ok(shared
+            .inspect(&parts.method, parts.uri.path())
+            .into_response());
+    }
     let target = parse_path(parts.uri.path());
+    shared.lock_tally().request(
+        target.as_ref().map(|t| t.route),
+        target.as_ref().map(|t| t.resource),
+    );
     let mut logged = LogOnDrop {
         entry: Some(log_entry(&shared, &parts, target.as_ref())),
         shared: Arc::clone(&shared),
@@ -108,6 +119,9 @@ async fn answer(
     let path_and_query = (entry.path.as_str(), query);
     let fault = pick_fault(shared, method, path_and_query, target, body);
     entry.fault = fault.as_ref().map(Fault::kind);
+    if fault.is_some() {
+        shared.lock_tally().faults += 1;
+    }
     let request = Request {
         method,
         target,

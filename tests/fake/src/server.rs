@@ -18,10 +18,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::builder::{Config, FakeServerBuilder};
 use crate::clock::Clock;
+use crate::codec::{mix, process_salt};
 use crate::fault::{Script, ScriptId, ScriptState};
 use crate::log::{LoggedRequest, RequestLog};
-use crate::model::{JobSnapshot, Resource};
+use crate::model::{JobSnapshot, Resource, ResourceExt};
 use crate::state::{Created, Job, JobTiming, NewJob, State};
+use crate::stats::{Stats, Tally};
 use crate::validate::{ItemFailure, default_fails, import_failure};
 
 /// Everything the connection tasks share.
@@ -31,6 +33,7 @@ pub(crate) struct Shared {
     pub clock: Clock,
     state: Mutex<State>,
     pub log: Mutex<RequestLog>,
+    tally: Mutex<Tally>,
     pub seq: AtomicU64,
     pub shutdown: watch::Sender<bool>,
 }
@@ -43,10 +46,18 @@ impl Shared {
             encoding: config.encoding.clone(),
             idempotency_ttl: config.idempotency_ttl,
         };
+        let id_salt = config.id_seed.unwrap_or_else(|| match &config.random {
+            // Reproducible faults need reproducible paths, so reproducible ids.
+            Some(random) => mix(random.seed ^ 0x6A6F_6269_6473),
+            None => process_salt(),
+        });
+        let mut state = State::default();
+        state.id_salt = id_salt;
         Shared {
             clock: Clock::new(config.manual_clock),
             log: Mutex::new(RequestLog::new(config.log_capacity)),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
+            tally: Mutex::new(Tally::default()),
             seq: AtomicU64::new(0),
             shutdown: watch::Sender::new(false),
             timing,
@@ -61,6 +72,18 @@ impl Shared {
 
     pub fn lock_log(&self) -> MutexGuard<'_, RequestLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn lock_tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// All jobs, in creation order.
+    pub fn jobs(&self) -> Vec<JobSnapshot> {
+        let state = self.lock_state();
+        let mut jobs: Vec<&Job> = state.jobs.values().collect();
+        jobs.sort_by_key(|job| job.number);
+        jobs.into_iter().map(|job| self.snapshot(job)).collect()
     }
 
     /// Which items fail, computed before the lock is taken (the rule is user code).
@@ -231,14 +254,15 @@ impl FakeServer {
         state.jobs.get(id).map(|job| self.shared.snapshot(job))
     }
 
-    /// All jobs, oldest first.
+    /// All jobs, oldest first (in creation order).
     pub fn jobs(&self) -> Vec<JobSnapshot> {
-        let state = self.shared.lock_state();
-        let mut jobs: Vec<&Job> = state.jobs.values().collect();
-        jobs.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        jobs.into_iter()
-            .map(|job| self.shared.snapshot(job))
-            .collect()
+        self.shared.jobs()
+    }
+
+    /// What the server has seen so far: jobs, items and requests by call, as
+    /// `GET /fake/stats` serves them (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     /// How many jobs exist (created over HTTP or inserted).

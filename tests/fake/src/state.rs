@@ -17,6 +17,8 @@ use crate::validate::ItemFailure;
 #[derive(Debug)]
 pub(crate) struct Job {
     pub id: String,
+    /// Creation order, from 0 (ids are random-looking, so they do not sort).
+    pub number: u64,
     pub resource: Resource,
     pub items: Vec<Value>,
     /// Failed items by index, in index order.
@@ -103,6 +105,8 @@ pub(crate) fn retry_secs(wait: Duration) -> u64 {
 pub(crate) struct State {
     pub jobs: HashMap<String, Job>,
     next_job: u64,
+    /// Mixed into every job id (see `codec::job_id`).
+    pub id_salt: u64,
     idempotency: HashMap<String, IdempotencyEntry>,
     buckets: HashMap<String, Bucket>,
     /// Unfinished jobs by finish time, with their item counts.
@@ -197,7 +201,8 @@ impl State {
             return Created::Limited(secs);
         }
         self.settle(now);
-        let id = job_id(self.next_job);
+        let number = self.next_job;
+        let id = job_id(self.id_salt, number);
         self.next_job += 1;
         let finishes = self.schedule(now, cfg.limits.concurrent_jobs, cfg.processing);
         self.running.push(Reverse((finishes, job.items.len())));
@@ -214,6 +219,7 @@ impl State {
         });
         let mut stored = Job {
             id: id.clone(),
+            number,
             resource: job.resource,
             items: job.items,
             failed: job.failed,
@@ -362,6 +368,7 @@ mod tests {
         };
         let job = Job {
             id: "j".into(),
+            number: 0,
             resource: Resource::Users,
             items: vec![json!({}); 5],
             failed: vec![(1, failure.clone()), (4, failure)],

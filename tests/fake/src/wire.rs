@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
 use crate::codec::{base64url, hash_of, rfc3339_millis, unbase64url};
-use crate::model::{Encoding, JobStatus, Resource};
+use crate::model::{Encoding, JobStatus, Resource, ResourceExt};
 use crate::state::Job;
 
 /// The unknown field added everywhere when `Encoding::extra_fields` is on.

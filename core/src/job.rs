@@ -150,6 +150,8 @@ impl Outcome {
     ///
     /// # Errors
     /// The [`Stopped`] that says where and why the machine stopped.
+    // The error is the rare path: boxing it would cost every caller a deref for nothing.
+    #[allow(clippy::result_large_err)]
     pub fn into_result(self) -> Result<JobStatusResponse, Stopped> {
         match self {
             Self::Finished(status) => Ok(status),
@@ -659,9 +661,15 @@ impl<T: BatchItem> Job<T> {
         self.state.pacer.not_before()
     }
 
-    /// Raises the floor under the next request (an organisation-wide pause).
+    /// Raises the floor under the next request (an organisation-wide pause). A job that
+    /// could then send nothing before the deadline ends at once, as after its own
+    /// `Retry-After`; one with a request out waits for that answer.
     pub(crate) fn hold_until(&mut self, at: SystemTime) {
         self.state.pacer.hold_until(at);
+        let past = self.state.pacer.deadline().is_some_and(|d| at > d);
+        if past && !self.in_flight() {
+            self.abort(StopReason::DeadlineExceeded);
+        }
     }
 
     /// The outcome of a batch refused before it was made: stopped at create.
@@ -870,6 +878,9 @@ impl<T: BatchItem> Job<T> {
     }
 
     fn report_progress(&mut self) {
+        if self.outcome.is_some() {
+            return; // rescheduling ended the job: `Done` is the last event
+        }
         let progress = self.progress();
         self.events.push_back(Event::Progress(progress));
     }

@@ -136,6 +136,7 @@ pub struct SavedJobSet {
     jobs: Vec<SavedJob>,
     bucket: Option<Bucket>,
     paused_until: SystemTime,
+    answered: bool,
 }
 
 impl<T: BatchItem> JobSet<T> {
@@ -378,6 +379,7 @@ impl<T: BatchItem> JobSet<T> {
             jobs,
             bucket: self.bucket.clone(),
             paused_until: self.paused_until,
+            answered: self.answered,
         }
     }
 
@@ -403,7 +405,7 @@ impl<T: BatchItem> JobSet<T> {
             due: BinaryHeap::new(),
             bucket: state.bucket,
             paused_until: state.paused_until,
-            answered: true,
+            answered: state.answered,
             events: VecDeque::new(),
         };
         for job in state.jobs {
@@ -464,9 +466,21 @@ impl<T: BatchItem> JobSet<T> {
         }
     }
 
-    /// Holds every job until `at`.
+    /// Holds every job until `at`: each job's floor rises, so a pause past the deadline
+    /// ends the jobs it holds at once instead of sleeping past the deadline.
     fn pause(&mut self, at: SystemTime) {
-        self.paused_until = self.paused_until.max(at);
+        if at <= self.paused_until {
+            return;
+        }
+        self.paused_until = at;
+        let mut keys: Vec<JobKey> = self.active.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            if let Some(job) = self.active.get_mut(&key) {
+                job.hold_until(at);
+                self.settle(key);
+            }
+        }
     }
 
     /// The job due first, if it is due at `now` and no pause holds.

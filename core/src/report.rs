@@ -51,6 +51,8 @@ impl<T> ImportReport<T> {
     ///
     /// # Errors
     /// The [`Stopped`] that says where and why.
+    // The error is the rare path: boxing it would cost every caller a deref for nothing.
+    #[allow(clippy::result_large_err)]
     pub fn into_result(self) -> Result<Self, Stopped> {
         match self.outcome {
             Outcome::Stopped(stopped) => Err(stopped),

@@ -534,6 +534,7 @@ fn page_parsing() {
         page,
         PageAnswer::Ready(Page {
             results: vec![json!(1), json!(2)],
+            unread: vec![],
             total_records: Some(98),
             next_page_token: None
         })
@@ -543,6 +544,7 @@ fn page_parsing() {
         page,
         PageAnswer::Ready(Page {
             results: vec![],
+            unread: vec![],
             total_records: Some(98),
             next_page_token: Some("t".into())
         })

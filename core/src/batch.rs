@@ -57,7 +57,9 @@ pub struct SessionId {
 /// One event to import (`CreateEventRequest`). Fields this crate does not know are kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventRequest {
-    /// The event's name; required.
+    /// The event's name; required when sent. Read as empty when absent or `null`, as proto3
+    /// JSON leaves out an empty string.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub name: String,
     /// The user, unless `session.id` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +79,11 @@ pub struct EventRequest {
     /// Any other field, kept as sent (`schema`, say).
     #[serde(flatten)]
     pub extra: Object,
+}
+
+/// `null` as `""`, as proto3 JSON means it.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One user to import (`BatchUserImportRequest`). Fields this crate does not know are kept.

@@ -32,6 +32,9 @@ pub struct Global {
     /// Time limit for one request, headers and body.
     #[arg(long, global = true, value_name = "DUR", default_value = "30s", value_parser = duration)]
     pub request_timeout: Duration,
+    /// Largest imports or errors page to read, in bytes [default: 64 MiB].
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub max_page_bytes: Option<usize>,
 }
 
 /// The preset base URLs.

@@ -141,7 +141,10 @@ pub(crate) fn client(global: &Global) -> Result<Client, Exit> {
     if !base_url.is_https() {
         eprintln!("warning: {base_url} is plain http: the API key travels unencrypted");
     }
-    let config = Config::new(key).with_base_url(base_url);
+    let mut config = Config::new(key).with_base_url(base_url);
+    if let Some(limit) = global.max_page_bytes {
+        config = config.with_page_limit(limit);
+    }
     let options = ClientOptions::default().with_request_timeout(global.request_timeout);
     Ok(Client::with_options(config, options))
 }

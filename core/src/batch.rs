@@ -632,11 +632,13 @@ impl Config {
         let created: WireCreated<'_> = refuse_list(body)
             .and_then(|()| serde_json::from_slice(body))
             .map_err(|e| ApiError::Malformed(Malformed::json(status, body, e)))?;
-        created
-            .job
-            .unwrap_or_default()
-            .check()
-            .map_err(|field| ApiError::Malformed(Malformed::field(status, body, field)))
+        let malformed = |field| ApiError::Malformed(Malformed::field(status, body, field));
+        let job = created.job.unwrap_or_default().check().map_err(malformed)?;
+        // The one field whose absence cannot be read as empty: no job to wait for without it.
+        if job.id.is_empty() {
+            return Err(malformed(("job.id", FieldProblem::Missing)));
+        }
+        Ok(job)
     }
 
     /// Builds `GET .../batch/{job_id}/imports` or `/errors` for the page after `page_token`
@@ -694,7 +696,10 @@ impl Config {
             .results
             .0
             .map_err(|()| malformed(("results", FieldProblem::NotAList)))?;
-        let total_records = wire.total_records.check_optional("total_records").map_err(malformed)?;
+        let total_records = wire
+            .total_records
+            .check_optional("total_records")
+            .map_err(malformed)?;
         let next_page_token = wire
             .next_page_token
             .0

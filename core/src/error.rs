@@ -246,7 +246,9 @@ impl<'de> Deserialize<'de> for ErrorResponse {
         let code = take_string(&mut extra, "code");
         let message = take_string(&mut extra, "message");
         if code.is_none() && message.is_none() {
-            return Err(serde::de::Error::custom("neither `code` nor `message` is a string"));
+            return Err(serde::de::Error::custom(
+                "neither `code` nor `message` is a string",
+            ));
         }
         Ok(Self {
             code: ErrorCode::from_wire(code.as_deref().unwrap_or_default()),
@@ -448,7 +450,10 @@ impl std::error::Error for Malformed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.cause {
             Cause::Json(e) => Some(&**e),
-            Cause::Field(_, FieldProblem::BadTimestamp(e)) => Some(e),
+            // `time`'s error prints its own cause and returns it too: hand on the cause alone.
+            Cause::Field(_, FieldProblem::BadTimestamp(e)) => {
+                Some(std::error::Error::source(e).unwrap_or(e))
+            }
             Cause::Field(..) | Cause::Contract(_) => None,
         }
     }

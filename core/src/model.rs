@@ -113,6 +113,7 @@ pub(crate) enum FieldProblem {
     NotACount,
     NotAList,
     NotAString,
+    Missing,
     BadTimestamp(time::error::Parse),
 }
 
@@ -125,6 +126,7 @@ impl fmt::Display for FieldProblem {
             Self::NotACount => "is not a count",
             Self::NotAList => "is not a list",
             Self::NotAString => "is not a string",
+            Self::Missing => "is missing or empty",
             Self::BadTimestamp(_) => "is not an rfc 3339 timestamp",
         })
     }
@@ -190,12 +192,7 @@ impl WireCount {
             return Self(Err(CountProblem::Negative));
         }
         // Only digits are left, so the one way to fail is to overflow.
-        Self(
-            digits
-                .parse()
-                .map(Some)
-                .map_err(|_| CountProblem::TooLarge),
-        )
+        Self(digits.parse().map(Some).map_err(|_| CountProblem::TooLarge))
     }
 
     fn from_f64(v: f64) -> Self {
@@ -237,7 +234,9 @@ impl<'de> Visitor<'de> for CountVisitor {
 
     fn visit_i64<E>(self, v: i64) -> Result<WireCount, E> {
         Ok(WireCount(
-            u64::try_from(v).map(Some).map_err(|_| CountProblem::Negative),
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| CountProblem::Negative),
         ))
     }
 
@@ -317,10 +316,11 @@ impl WireJob<'_> {
 }
 
 fn timestamp(s: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, FieldError> {
-    s.filter(|s| !s.is_empty()).map(|s| {
-        OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
-    })
-    .transpose()
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
+        })
+        .transpose()
 }
 
 /// Parses a status body. The outer error is the JSON's; the inner one names a field.

@@ -311,7 +311,10 @@ fn malformed_success_bodies() {
         let Err(ApiError::Malformed(m)) = parse(200, body) else {
             panic!("{body:?}")
         };
-        assert!(m.source().is_some(), "{body:?}: the json error is the source");
+        assert!(
+            m.source().is_some(),
+            "{body:?}: the json error is the source"
+        );
         assert_eq!(m.field_name(), None);
         assert_eq!(m.excerpt(), body);
         assert!(ApiError::Malformed(m).is_retryable(), "{body:?}");
@@ -321,7 +324,10 @@ fn malformed_success_bodies() {
         let Err(ApiError::Malformed(m)) = parse(200, body) else {
             panic!("{body:?}")
         };
-        assert!(m.source().is_some(), "{body:?}: the json error is the source");
+        assert!(
+            m.source().is_some(),
+            "{body:?}: the json error is the source"
+        );
         assert!(!ApiError::Malformed(m).is_retryable(), "{body:?}");
     }
     // An absent job reads as proto3 means it: no id, status UNKNOWN.

@@ -761,7 +761,7 @@ fn the_largest_user_bound_is_the_spec_arithmetic() {
         fullstory_batch::MAX_USER_ITEM_BYTES,
         500 * (512 + 8192 + 6) + 896 * 6 + 100 + 16 * 1024
     );
-    assert!(fullstory_batch::DEFAULT_PAGE_LIMIT >= 15 * fullstory_batch::MAX_USER_ITEM_BYTES);
+    const { assert!(fullstory_batch::DEFAULT_PAGE_LIMIT >= 15 * fullstory_batch::MAX_USER_ITEM_BYTES) };
 }
 
 // ---- The property: answers built from the schemas, then mangled ----

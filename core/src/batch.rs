@@ -7,12 +7,14 @@ use std::hash::{BuildHasher, Hasher};
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::config::{Config, ConfigError, JobRef, Resource, header_text};
+use crate::config::{CallKind, Config, ConfigError, JobRef, Resource, header_text};
 use crate::error::{ApiError, Malformed};
-use crate::model::{JobMetadata, WireCount, WireJob};
+use crate::model::{FieldProblem, JobMetadata, WireCount, WireJob, refuse_list};
 
 /// At most this many items in one batch, per the API.
 pub const MAX_BATCH_ITEMS: usize = 50_000;
@@ -55,7 +57,9 @@ pub struct SessionId {
 /// One event to import (`CreateEventRequest`). Fields this crate does not know are kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventRequest {
-    /// The event's name; required.
+    /// The event's name; required when sent. Read as empty when absent or `null`, as proto3
+    /// JSON leaves out an empty string.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub name: String,
     /// The user, unless `session.id` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +79,11 @@ pub struct EventRequest {
     /// Any other field, kept as sent (`schema`, say).
     #[serde(flatten)]
     pub extra: Object,
+}
+
+/// `null` as `""`, as proto3 JSON means it.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One user to import (`BatchUserImportRequest`). Fields this crate does not know are kept.
@@ -288,27 +297,69 @@ pub enum PageAnswer<T> {
 }
 
 /// One page of imported items or failures.
+///
+/// A page never fails on one item: an item that does not fit `T` goes to `unread`, as sent,
+/// and the rest stay typed in `results`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page<T> {
-    /// The items of this page.
+    /// The items of this page that fit `T`, in the server's order.
     pub results: Vec<T>,
-    /// The total across all pages, when the server said (sent as a string or a number).
+    /// The items that did not fit `T`, kept as sent with what did not fit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<RawItem>,
+    /// The total across all pages, when the server said (sent as a string or a number;
+    /// absent, `null` and `""` all mean it did not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_records: Option<u64>,
-    /// The token of the next page; `None` on the last page.
+    /// The token of the next page; `None` on the last page (absent, `null` or `""`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// How many items the server sent on this page, read or not.
+    pub fn len(&self) -> usize {
+        self.results.len() + self.unread.len()
+    }
+
+    /// `true` when the page holds no item at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An item that did not fit its type, kept as the server sent it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawItem {
+    /// The item's JSON, byte for byte as sent (for an item inside a failure: re-encoded).
+    pub json: Box<RawValue>,
+    /// What did not fit: where, the field at fault when one is found, and why.
+    pub problem: String,
+}
+
+impl PartialEq for RawItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.json.get() == other.json.get() && self.problem == other.problem
+    }
+}
+
 /// An item that failed to import, with the server's reason.
+///
+/// Read tolerantly: `code` and `message` are empty when absent or `null`; the failed item
+/// is typed in `item` when it fits `T`, and kept as sent in `unread_item` when it does not;
+/// fields this crate does not know (`shared`, say) are kept in `extra`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedItem<T> {
     /// The error code.
     pub code: String,
     /// What went wrong.
     pub message: String,
-    /// The request that failed, when the server sent it back.
+    /// The request that failed, when the server sent it back and it fits `T`.
     pub item: Option<T>,
+    /// The request that failed, when the server sent it back and it does not fit `T`.
+    pub unread_item: Option<RawItem>,
+    /// Any other field, kept as sent.
+    pub extra: Object,
 }
 
 impl<T: BatchItem> Serialize for FailedItem<T> {
@@ -319,42 +370,183 @@ impl<T: BatchItem> Serialize for FailedItem<T> {
         map.serialize_entry("message", &self.message)?;
         if let Some(item) = &self.item {
             map.serialize_entry(T::FAILURE_FIELD, item)?;
+        } else if let Some(raw) = &self.unread_item {
+            map.serialize_entry(T::FAILURE_FIELD, &raw.json)?;
+            map.serialize_entry("unread", &raw.problem)?;
+        }
+        for (key, value) in &self.extra {
+            if key != "code" && key != "message" && key != T::FAILURE_FIELD && key != "unread" {
+                map.serialize_entry(key, value)?;
+            }
         }
         map.end()
     }
 }
 
-#[derive(Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
-struct WireFailure<T> {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default, alias = "event", alias = "user")]
-    item: Option<T>,
-}
-
 impl<'de, T: BatchItem> Deserialize<'de> for FailedItem<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let wire = WireFailure::<T>::deserialize(d)?;
-        Ok(Self {
-            code: wire.code.unwrap_or_default(),
-            message: wire.message.unwrap_or_default(),
-            item: wire.item,
+        d.deserialize_map(FailureVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FailureVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: BatchItem> Visitor<'de> for FailureVisitor<T> {
+    type Value = FailedItem<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a failure object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FailedItem<T>, A::Error> {
+        let mut failure = FailedItem {
+            code: String::new(),
+            message: String::new(),
+            item: None,
+            unread_item: None,
+            extra: Object::new(),
+        };
+        // Later duplicates win, as in most JSON readers.
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let value: Value = map.next_value()?;
+            match key.as_ref() {
+                "code" | "message" => match value {
+                    Value::String(text) if key == "code" => failure.code = text,
+                    Value::String(text) => failure.message = text,
+                    Value::Null => {}
+                    other => {
+                        failure.extra.insert(key.into_owned(), other);
+                    }
+                },
+                // Both names are read, whichever API the job belongs to.
+                "event" | "user" => read_failed_item(&mut failure, &key, value),
+                _ => {
+                    failure.extra.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok(failure)
+    }
+}
+
+/// Types the failed request of a failure, or keeps it as sent with what did not fit.
+fn read_failed_item<T: BatchItem>(failure: &mut FailedItem<T>, key: &str, value: Value) {
+    if value.is_null() {
+        return;
+    }
+    match T::deserialize(&value) {
+        Ok(item) => {
+            failure.item = Some(item);
+            failure.unread_item = None;
+        }
+        Err(e) => {
+            let problem = describe_misfit::<T>(key, &value, &e.to_string());
+            let json = serde_json::value::to_raw_value(&value)
+                .expect("a serde_json value encodes as json");
+            failure.item = None;
+            failure.unread_item = Some(RawItem { json, problem });
+        }
+    }
+}
+
+/// `` `path`: why `` or `` `path.field`: why `` when one top-level field of `value` is found
+/// at fault: the one whose removal lets the rest fit `T`. The search runs only for an item
+/// that failed and has at most [`MISFIT_SEARCH_KEYS`] fields, so a hostile page costs a
+/// bounded amount of work.
+fn describe_misfit<T: DeserializeOwned>(path: &str, value: &Value, error: &str) -> String {
+    let why = error.split(" at line ").next().unwrap_or(error);
+    match culprit::<T>(value) {
+        Some(field) => format!("`{path}.{field}`: {why}"),
+        None => format!("`{path}`: {why}"),
+    }
+}
+
+fn culprit<T: DeserializeOwned>(value: &Value) -> Option<&str> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    if map.len() > MISFIT_SEARCH_KEYS {
+        return None;
+    }
+    map.keys()
+        .find(|key| {
+            let mut rest = map.clone();
+            rest.remove(key.as_str());
+            T::deserialize(&Value::Object(rest)).is_ok()
+        })
+        .map(String::as_str)
+}
+
+/// The most fields of a misfit item the field search tries one by one.
+const MISFIT_SEARCH_KEYS: usize = 64;
+
+/// An item of a page's `results`, typed as `T` or kept as sent.
+fn read_item<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<T, RawItem> {
+    serde_json::from_str::<T>(raw.get()).map_err(|e| {
+        let value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        RawItem {
+            json: raw.to_owned(),
+            problem: describe_misfit::<T>(&format!("results[{index}]"), &value, &e.to_string()),
+        }
+    })
+}
+
+/// A page as it arrives: each envelope field read on its own so one that is off is named.
+#[derive(Deserialize)]
+struct WirePage<'a> {
+    #[serde(borrow, default)]
+    results: RawList<'a>,
+    #[serde(default = "WireCount::empty")]
+    total_records: WireCount,
+    #[serde(borrow, default)]
+    next_page_token: WireText<'a>,
+}
+
+/// A list of raw items: `null` and absent read as empty; anything else not a list is named.
+struct RawList<'a>(Result<Vec<&'a RawValue>, ()>);
+
+impl Default for RawList<'_> {
+    fn default() -> Self {
+        Self(Ok(Vec::new()))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawList<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Ask for the raw value first: a list is then split by a second, cheap scan.
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Ok(match raw.get().trim_start().as_bytes().first() {
+            Some(b'n') => Self(Ok(Vec::new())),
+            Some(b'[') => Self(serde_json::from_str(raw.get()).map_err(|_| ())),
+            _ => Self(Err(())),
         })
     }
 }
 
-#[derive(Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
-struct WirePage<T> {
-    #[serde(default = "Vec::new")]
-    results: Vec<T>,
-    #[serde(default)]
-    total_records: Option<WireCount>,
-    #[serde(default)]
-    next_page_token: Option<String>,
+/// A string field: `null`, absent and `""` read as `None`; a number is kept as its text.
+struct WireText<'a>(Result<Option<std::borrow::Cow<'a, str>>, ()>);
+
+impl Default for WireText<'_> {
+    fn default() -> Self {
+        Self(Ok(None))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(d)?;
+        let text = raw.get().trim();
+        Ok(match text.as_bytes().first() {
+            Some(b'n') => Self(Ok(None)),
+            Some(b'"') => Self(
+                serde_json::from_str::<std::borrow::Cow<'de, str>>(text)
+                    .map(|t| Some(t).filter(|t| !t.is_empty()))
+                    .map_err(|_| ()),
+            ),
+            Some(b'-' | b'0'..=b'9') => Self(Ok(Some(text.to_owned().into()))),
+            _ => Self(Err(())),
+        })
+    }
 }
 
 /// The body of a create call.
@@ -368,10 +560,12 @@ struct CreateBody<'a, T> {
     requests: &'a [T],
 }
 
+/// A create answer as it arrives: an absent or `null` job reads as one with no id, which the
+/// caller refuses as unusable.
 #[derive(Deserialize)]
 struct WireCreated<'a> {
-    #[serde(borrow)]
-    job: WireJob<'a>,
+    #[serde(borrow, default)]
+    job: Option<WireJob<'a>>,
 }
 
 /// What a page query asks for.
@@ -416,7 +610,7 @@ impl Config {
         key: &IdempotencyKey,
     ) -> Request<Vec<u8>> {
         let path = format!("/v2/{}/batch", resource.as_str());
-        let mut request = self.request(Method::POST, &path, body);
+        let mut request = self.request(CallKind::Create, Method::POST, &path, body);
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let key =
@@ -433,14 +627,18 @@ impl Config {
         &self,
         response: &Response<B>,
     ) -> Result<JobMetadata, ApiError> {
-        let body = self.success_body(response)?;
+        let body = self.success_body(CallKind::Create, response)?;
         let status = response.status();
-        let created: WireCreated<'_> = serde_json::from_slice(body)
+        let created: WireCreated<'_> = refuse_list(body)
+            .and_then(|()| serde_json::from_slice(body))
             .map_err(|e| ApiError::Malformed(Malformed::json(status, body, e)))?;
-        created
-            .job
-            .check()
-            .map_err(|field| ApiError::Malformed(Malformed::field(status, body, field)))
+        let malformed = |field| ApiError::Malformed(Malformed::field(status, body, field));
+        let job = created.job.unwrap_or_default().check().map_err(malformed)?;
+        // The one field whose absence cannot be read as empty: no job to wait for without it.
+        if job.id.is_empty() {
+            return Err(malformed(("job.id", FieldProblem::Missing)));
+        }
+        Ok(job)
     }
 
     /// Builds `GET .../batch/{job_id}/imports` or `/errors` for the page after `page_token`
@@ -469,37 +667,55 @@ impl Config {
         if include_schema && kind == PageKind::Imports {
             path.push_str(&format!("{sep}include_schema=true"));
         }
-        self.request(Method::GET, &path, Vec::new())
+        self.request(CallKind::Page, Method::GET, &path, Vec::new())
     }
 
     /// Parses a page of imported items (`T` is [`EventRequest`] or [`UserRequest`], or your
-    /// own type), or the 202 that says the job is still processing.
+    /// own type) or of failures ([`FailedItem`]), or the 202 that says the job is still
+    /// processing.
+    ///
+    /// An item that does not fit `T` never fails the page: it is kept in [`Page::unread`].
     ///
     /// # Errors
-    /// An [`ApiError`] as for [`Config::parse_status`].
+    /// An [`ApiError`] as for [`Config::parse_status`]; [`ApiError::Malformed`] naming
+    /// `results`, `total_records` or `next_page_token` when the page around the items is off.
     pub fn parse_page<T: DeserializeOwned, B: AsRef<[u8]>>(
         &self,
         response: &Response<B>,
     ) -> Result<PageAnswer<T>, ApiError> {
-        let body = self.success_body(response)?;
+        let body = self.success_body(CallKind::Page, response)?;
         let status = response.status();
         if status == StatusCode::ACCEPTED {
             return Ok(PageAnswer::NotReady);
         }
-        let wire: WirePage<T> = serde_json::from_slice(body)
+        let malformed = |field| ApiError::Malformed(Malformed::field(status, body, field));
+        let wire: WirePage<'_> = refuse_list(body)
+            .and_then(|()| serde_json::from_slice(body))
             .map_err(|e| ApiError::Malformed(Malformed::json(status, body, e)))?;
-        let total_records = match wire.total_records {
-            Some(count) => Some(
-                count
-                    .check("total_records")
-                    .map_err(|f| ApiError::Malformed(Malformed::field(status, body, f)))?,
-            ),
-            None => None,
-        };
-        Ok(PageAnswer::Ready(Page {
-            results: wire.results,
+        let items = wire
+            .results
+            .0
+            .map_err(|()| malformed(("results", FieldProblem::NotAList)))?;
+        let total_records = wire
+            .total_records
+            .check_optional("total_records")
+            .map_err(malformed)?;
+        let next_page_token = wire
+            .next_page_token
+            .0
+            .map_err(|()| malformed(("next_page_token", FieldProblem::NotAString)))?;
+        let mut page = Page {
+            results: Vec::with_capacity(items.len()),
+            unread: Vec::new(),
             total_records,
-            next_page_token: wire.next_page_token.filter(|t| !t.is_empty()),
-        }))
+            next_page_token: next_page_token.map(std::borrow::Cow::into_owned),
+        };
+        for (index, raw) in items.into_iter().enumerate() {
+            match read_item::<T>(index, raw) {
+                Ok(item) => page.results.push(item),
+                Err(unread) => page.unread.push(unread),
+            }
+        }
+        Ok(PageAnswer::Ready(page))
     }
 }

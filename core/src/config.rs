@@ -7,8 +7,112 @@ use http::uri::{Authority, Scheme};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
-/// Bodies above this size are refused without being parsed, unless configured otherwise.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The default limit of a status or create answer: 64 KiB.
+///
+/// Both are one small JSON object (three counts, an id, a status, two timestamps, about
+/// 150 bytes); 64 KiB leaves room for extra fields and long ids (at most
+/// [`MAX_JOB_ID_LEN`] bytes) many times over.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The largest user item the users spec accepts, as JSON, in bytes: 4,376,860 (4.2 MiB).
+///
+/// `BatchUserImportRequest` allows up to 500 `properties`, each a name of at most 512
+/// characters and a value of at most 8,192 bytes; with quotes, colon and comma that is
+/// 500 × (512 + 8,192 + 6) = 4,355,000. The four strings with a `maxLength` (`id`, `uid` and
+/// `display_name` 256, `email` 128: 896 characters) take at most 6 bytes a character once
+/// escaped (`\u001f`): 5,376, and their keys and punctuation under 100. A 16 KiB allowance
+/// covers `schema` and `type_conflicts`: 4,355,000 + 5,376 + 100 + 16,384 = 4,376,860.
+pub const MAX_USER_ITEM_BYTES: usize = 500 * (512 + 8_192 + 6) + 896 * 6 + 100 + 16 * 1024;
+
+/// The default limit of an imports or errors page: 64 MiB.
+///
+/// The specs bound the size of an item (a user: [`MAX_USER_ITEM_BYTES`]; an event's free-form
+/// `properties` have no stated bound) but not the number of items on a page, so no limit
+/// follows from them alone. 64 MiB holds 15 users of the largest size the API accepts
+/// (15 × 4.2 MiB = 62.6 MiB), or a page of about 340,000 events of the size the benchmarks
+/// read (196 bytes each): far more than a page of the "few thousand events" that overflowed
+/// the old shared 1 MiB limit. Raise it with [`Config::with_page_limit`] (the CLI's
+/// `--max-page-bytes`) for pages of many large users.
+pub const DEFAULT_PAGE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The kind of call a request or response belongs to; each has its own body limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallKind {
+    /// `GET .../batch/{job_id}`.
+    Status,
+    /// `POST .../batch`.
+    Create,
+    /// `GET .../batch/{job_id}/imports` or `/errors`.
+    Page,
+}
+
+impl CallKind {
+    /// A short lower-case name: `status`, `create` or `page`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Create => "create",
+            Self::Page => "page",
+        }
+    }
+}
+
+impl fmt::Display for CallKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The largest response body, in bytes, for each kind of call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BodyLimits {
+    /// A status answer ([`DEFAULT_BODY_LIMIT`] by default).
+    pub status: usize,
+    /// A create answer ([`DEFAULT_BODY_LIMIT`] by default).
+    pub create: usize,
+    /// An imports or errors page ([`DEFAULT_PAGE_LIMIT`] by default).
+    pub page: usize,
+}
+
+impl BodyLimits {
+    /// The defaults: 64 KiB for status and create, 64 MiB for a page.
+    pub const DEFAULT: Self = Self {
+        status: DEFAULT_BODY_LIMIT,
+        create: DEFAULT_BODY_LIMIT,
+        page: DEFAULT_PAGE_LIMIT,
+    };
+
+    /// The same `limit` for every kind of call.
+    pub fn all(limit: usize) -> Self {
+        Self {
+            status: limit,
+            create: limit,
+            page: limit,
+        }
+    }
+
+    /// The limit of `kind`.
+    pub fn get(&self, kind: CallKind) -> usize {
+        match kind {
+            CallKind::Status => self.status,
+            CallKind::Create => self.create,
+            CallKind::Page => self.page,
+        }
+    }
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The body limit of the call a request starts, carried in every request the core builds
+/// as an [`http::Extensions`] value, so an adapter reads it from the request it sends:
+/// `request.extensions().get::<BodyLimit>()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BodyLimit(pub usize);
 
 /// The longest job id accepted, in bytes. Real ids are a few dozen bytes; the bound keeps
 /// a hostile or mistaken id from making an unbounded URL.
@@ -402,7 +506,7 @@ pub struct Config {
     pub(crate) base_url: BaseUrl,
     pub(crate) api_key: ApiKey,
     pub(crate) integration_source: Option<HeaderValue>,
-    pub(crate) body_limit: usize,
+    pub(crate) body_limits: BodyLimits,
 }
 
 impl Config {
@@ -412,7 +516,7 @@ impl Config {
             base_url: BaseUrl::default(),
             api_key,
             integration_source: None,
-            body_limit: DEFAULT_BODY_LIMIT,
+            body_limits: BodyLimits::DEFAULT,
         }
     }
 
@@ -433,11 +537,25 @@ impl Config {
         Ok(self)
     }
 
-    /// Refuses response bodies larger than `limit` bytes (default [`DEFAULT_BODY_LIMIT`]).
-    /// Adapters stop reading at this limit too.
+    /// Refuses response bodies larger than `limit` bytes for every kind of call.
+    /// Adapters stop reading at the limit too.
     #[must_use]
     pub fn with_body_limit(mut self, limit: usize) -> Self {
-        self.body_limit = limit;
+        self.body_limits = BodyLimits::all(limit);
+        self
+    }
+
+    /// Sets the body limit of each kind of call (default [`BodyLimits::DEFAULT`]).
+    #[must_use]
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> Self {
+        self.body_limits = limits;
+        self
+    }
+
+    /// Sets the body limit of an imports or errors page (default [`DEFAULT_PAGE_LIMIT`]).
+    #[must_use]
+    pub fn with_page_limit(mut self, limit: usize) -> Self {
+        self.body_limits.page = limit;
         self
     }
 
@@ -446,9 +564,15 @@ impl Config {
         &self.base_url
     }
 
-    /// The body limit in bytes.
+    /// The limit of a status answer, in bytes; see [`Config::body_limits`] for the others.
+    /// Adapters read the limit of each request from its [`BodyLimit`] extension instead.
     pub fn body_limit(&self) -> usize {
-        self.body_limit
+        self.body_limits.status
+    }
+
+    /// The body limit of each kind of call.
+    pub fn body_limits(&self) -> BodyLimits {
+        self.body_limits
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::config::CallKind;
 use crate::model::{FieldError, FieldProblem};
 use crate::retry_after::RetryAfter;
 
@@ -36,12 +37,14 @@ pub enum ApiError {
     UnexpectedStatus(ErrorDetails),
     /// A success status whose body is not what the API promises.
     Malformed(Malformed),
-    /// The body is larger than the configured limit; it was not parsed.
+    /// A success body larger than the limit of its kind of call; it was not parsed.
     BodyTooLarge {
         /// The response's status.
         status: StatusCode,
         /// The configured limit, in bytes.
         limit: usize,
+        /// The kind of call whose limit it broke.
+        call: CallKind,
     },
 }
 
@@ -88,16 +91,12 @@ impl ApiError {
         self.details().and_then(|d| d.retry_after)
     }
 
-    /// Whether the same request may succeed later.
-    ///
-    /// Yes for 408, 429, 500, 502, 503 and 504. Yes as well for a success status with a
-    /// malformed or oversized body: that is most often a transfer cut short or a misbehaving
-    /// proxy, and every request this crate builds is safe to repeat. No for the rest, and no
-    /// for a body that parsed but broke a rule of the API (a page token that repeats).
+    /// Whether the same request may succeed later: the rows of [`Error::is_retryable`]'s
+    /// table for an answer that came.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Malformed(m) => !matches!(m.cause, Cause::Contract(_)),
-            Self::BodyTooLarge { .. } => true,
+            Self::Malformed(m) => m.is_retryable(),
+            Self::BodyTooLarge { .. } => false,
             _ => is_retryable_status(self.status()),
         }
     }
@@ -151,11 +150,17 @@ impl fmt::Display for ApiError {
             Self::RateLimited(_) => "rate limited",
             Self::Server(_) => "server error",
             Self::UnexpectedStatus(_) => "unexpected status",
-            Self::Malformed(m) => return m.fmt(f),
-            Self::BodyTooLarge { status, limit } => {
+            Self::Malformed(m) => {
+                return write!(f, "malformed response (http {})", m.status.as_u16());
+            }
+            Self::BodyTooLarge {
+                status,
+                limit,
+                call,
+            } => {
                 return write!(
                     f,
-                    "response body over {limit} bytes (http {})",
+                    "{call} response body over its limit of {limit} bytes (http {})",
                     status.as_u16()
                 );
             }
@@ -191,6 +196,8 @@ impl fmt::Display for ErrorDetails {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http {}", self.status.as_u16())?;
         match &self.body {
+            ErrorBody::Api(e) if e.code.as_str().is_empty() => write!(f, ": {}", e.message),
+            ErrorBody::Api(e) if e.message.is_empty() => write!(f, " {}", e.code),
             ErrorBody::Api(e) => write!(f, " {}: {}", e.code, e.message),
             ErrorBody::Raw(raw) if raw.is_empty() => f.write_str(", empty body"),
             ErrorBody::Raw(_) => f.write_str(", body is not an api error"),
@@ -218,7 +225,11 @@ impl ErrorBody {
 }
 
 /// The API's error body: `{"message": "...", "code": "snake_case", ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read tolerantly: a `code` or `message` that is absent, `null` or not a string is empty
+/// (one that is not a string is kept in `extra`), so long as one of the two is a string;
+/// any other body is [`ErrorBody::Raw`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorResponse {
     /// A short snake-case value, safe to handle programmatically.
     pub code: ErrorCode,
@@ -227,6 +238,39 @@ pub struct ErrorResponse {
     /// Any other fields, such as `details`, kept as sent.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for ErrorResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut extra = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let code = take_string(&mut extra, "code");
+        let message = take_string(&mut extra, "message");
+        if code.is_none() && message.is_none() {
+            return Err(serde::de::Error::custom(
+                "neither `code` nor `message` is a string",
+            ));
+        }
+        Ok(Self {
+            code: ErrorCode::from_wire(code.as_deref().unwrap_or_default()),
+            message: message.unwrap_or_default(),
+            extra,
+        })
+    }
+}
+
+/// Removes `key` from `map` if it holds a string or `null`; other values stay.
+fn take_string(map: &mut serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    match map.get(key)? {
+        serde_json::Value::String(_) => match map.remove(key) {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        },
+        serde_json::Value::Null => {
+            map.remove(key);
+            None
+        }
+        _ => None,
+    }
 }
 
 /// The error codes the API is known to send; others are kept verbatim.
@@ -350,6 +394,22 @@ impl Malformed {
         }
     }
 
+    /// Whether the same request may bring a body that parses: yes when the body is not JSON
+    /// at all (a proxy's HTML page) or is cut short (a transfer that broke, an empty body);
+    /// no when it is valid JSON of the wrong shape, a field with an impossible value, or a
+    /// broken rule of the API: the same server sends the same body again.
+    pub fn is_retryable(&self) -> bool {
+        match &self.cause {
+            Cause::Json(e) => matches!(
+                e.classify(),
+                serde_json::error::Category::Syntax
+                    | serde_json::error::Category::Eof
+                    | serde_json::error::Category::Io
+            ),
+            Cause::Field(..) | Cause::Contract(_) => false,
+        }
+    }
+
     /// The field at fault (`imports`, `job.created`, ...), when one is.
     pub fn field_name(&self) -> Option<&'static str> {
         match self.cause {
@@ -371,10 +431,17 @@ impl Malformed {
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use serde_json::error::Category;
         match &self.cause {
-            Cause::Json(_) => f.write_str("malformed response body"),
-            Cause::Field(name, problem) => write!(f, "malformed response: `{name}`: {problem}"),
-            Cause::Contract(rule) => write!(f, "malformed response: {rule}"),
+            Cause::Json(e) => f.write_str(match e.classify() {
+                Category::Eof if self.excerpt.trim().is_empty() => "body is empty",
+                Category::Eof => "body is cut short",
+                Category::Syntax => "body is not json",
+                Category::Data => "body is json of the wrong shape",
+                Category::Io => "body could not be read",
+            }),
+            Cause::Field(name, problem) => write!(f, "`{name}` {problem}"),
+            Cause::Contract(rule) => f.write_str(rule),
         }
     }
 }
@@ -383,7 +450,10 @@ impl std::error::Error for Malformed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.cause {
             Cause::Json(e) => Some(&**e),
-            Cause::Field(_, FieldProblem::BadTimestamp(e)) => Some(e),
+            // `time`'s error prints its own cause and returns it too: hand on the cause alone.
+            Cause::Field(_, FieldProblem::BadTimestamp(e)) => {
+                Some(std::error::Error::source(e).unwrap_or(e))
+            }
             Cause::Field(..) | Cause::Contract(_) => None,
         }
     }
@@ -416,12 +486,32 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the same request may succeed later: see [`ApiError::is_retryable`]; a transport
-    /// error always may.
+    /// Whether sending the same request again may bring a different answer.
+    ///
+    /// Every request this crate builds is safe to repeat (a create carries its
+    /// `Idempotency-Key`), so the only question is whether another try can help:
+    ///
+    /// | error | retry | why |
+    /// |---|---|---|
+    /// | 408, 429, 500, 502, 503, 504 | yes | the server says it may work later |
+    /// | 400, 401, 403, 404, other 4xx | no | the same request is refused the same way |
+    /// | 501, 505 and other 5xx | no | a missing feature does not appear by waiting |
+    /// | 1xx, 3xx (unexpected status) | no | this client follows no redirects |
+    /// | 2xx, body not json (a proxy's HTML page) | yes | the proxy's fault passes |
+    /// | 2xx, body empty or cut short | yes | a transfer that broke |
+    /// | 2xx, json of the wrong shape, a field with an impossible value | no | the same server sends the same body |
+    /// | 2xx, a broken rule of the API (a page token that repeats) | no | as above |
+    /// | 2xx, body over its limit ([`ApiError::BodyTooLarge`], [`TransportKind::BodyTooLarge`]) | no | the same request gets the same body; raise the limit |
+    /// | transport: connect, timeout, reset | yes | the network may recover |
+    /// | transport: tls | no | a certificate not trusted now is not trusted in a second |
+    /// | transport: other | yes | unknown, so not given up on |
+    ///
+    /// An error status is sorted by its status alone, whatever its body and size. An item
+    /// of a page that does not fit its type is no error at all (see [`crate::Page::unread`]).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api(e) => e.is_retryable(),
-            Self::Transport(_) => true,
+            Self::Transport(t) => t.kind.is_retryable(),
         }
     }
 
@@ -483,6 +573,12 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// Whether another try may help: not for [`TransportKind::Tls`] and
+    /// [`TransportKind::BodyTooLarge`]; see [`Error::is_retryable`].
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::Tls | Self::BodyTooLarge)
+    }
+
     /// A short lower-case name, stable for scripts.
     pub fn as_str(self) -> &'static str {
         match self {

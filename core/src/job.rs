@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchItem, EventRequest, FailedItem, PageAnswer, PageKind, ValidationError};
+use crate::batch::{
+    BatchItem, EventRequest, FailedItem, PageAnswer, PageKind, RawItem, ValidationError,
+};
 use crate::config::{Config, JobId, JobRef, Resource};
 use crate::error::{ApiError, Error, Malformed, TransportError};
 use crate::input::Batch;
@@ -283,6 +285,7 @@ impl Default for Progress {
 /// that did not end the job, pages of `Imported` then `Failed` items, `Done` last.
 #[derive(Debug, Clone)]
 #[must_use]
+#[non_exhaustive]
 pub enum Event<T = EventRequest> {
     /// The create call was answered: the job exists. Keep it to resume later.
     Created(JobRef),
@@ -292,6 +295,9 @@ pub enum Event<T = EventRequest> {
     Imported(Vec<T>),
     /// A page of items that failed, with the server's reasons.
     Failed(Vec<FailedItem<T>>),
+    /// Items of an imports page that did not fit `T`, kept as sent with what did not fit
+    /// (a failure whose item does not fit comes in `Failed`, with the item raw inside).
+    Unread(Vec<RawItem>),
     /// The job is over; nothing follows for it.
     Done(Outcome),
 }
@@ -794,6 +800,9 @@ impl<T: BatchItem> Job<T> {
             PageKind::Imports => self.config.parse_page::<T, B>(response).map(|answer| {
                 answer.map(|page| {
                     self.events.push_back(Event::Imported(page.results));
+                    if !page.unread.is_empty() {
+                        self.events.push_back(Event::Unread(page.unread));
+                    }
                     page.next_page_token
                 })
             }),

@@ -119,11 +119,12 @@ mod status;
 
 pub use batch::{
     BatchItem, EventRequest, FailedItem, IDEMPOTENCY_KEY, IdempotencyKey, MAX_BATCH_ITEMS, Object,
-    Page, PageAnswer, PageKind, SessionId, UserId, UserRequest, ValidationError, validate,
+    Page, PageAnswer, PageKind, RawItem, SessionId, UserId, UserRequest, ValidationError, validate,
 };
 pub use config::{
-    ApiKey, BaseUrl, Config, ConfigError, DEFAULT_BODY_LIMIT, ENV_API_KEY, ENV_BASE_URL,
-    ENV_REGION, EnvError, JobId, JobRef, MAX_JOB_ID_LEN, Resource,
+    ApiKey, BaseUrl, BodyLimit, BodyLimits, CallKind, Config, ConfigError, DEFAULT_BODY_LIMIT,
+    DEFAULT_PAGE_LIMIT, ENV_API_KEY, ENV_BASE_URL, ENV_REGION, EnvError, JobId, JobRef,
+    MAX_JOB_ID_LEN, MAX_USER_ITEM_BYTES, Resource,
 };
 pub use error::{
     ApiError, EXCERPT_LEN, Error, ErrorBody, ErrorCode, ErrorDetails, ErrorResponse, Malformed,

@@ -109,63 +109,90 @@ impl<'de> Deserialize<'de> for JobState {
 pub(crate) enum FieldProblem {
     NegativeCount,
     FractionalCount,
+    TooLargeCount,
     NotACount,
+    NotAList,
+    NotAString,
+    Missing,
     BadTimestamp(time::error::Parse),
 }
 
 impl fmt::Display for FieldProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NegativeCount => f.write_str("count is negative"),
-            Self::FractionalCount => f.write_str("count is fractional"),
-            Self::NotACount => f.write_str("count is not a number"),
-            Self::BadTimestamp(_) => f.write_str("timestamp is not rfc 3339"),
-        }
+        f.write_str(match self {
+            Self::NegativeCount => "is a negative count",
+            Self::FractionalCount => "is a fractional count",
+            Self::TooLargeCount => "is a count too large to hold exactly",
+            Self::NotACount => "is not a count",
+            Self::NotAList => "is not a list",
+            Self::NotAString => "is not a string",
+            Self::Missing => "is missing or empty",
+            Self::BadTimestamp(_) => "is not an rfc 3339 timestamp",
+        })
     }
 }
 
 /// A field that failed validation: which one and why.
 pub(crate) type FieldError = (&'static str, FieldProblem);
 
-/// A count as sent: a number, a numeric string, or something to complain about later with
-/// the field's name.
+/// A count as sent: a number, a numeric string, empty (`null` or `""`, which read as an
+/// absent count), or something to complain about later with the field's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WireCount(Result<u64, CountProblem>);
+pub(crate) struct WireCount(Result<Option<u64>, CountProblem>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CountProblem {
     Negative,
     Fractional,
+    TooLarge,
     NotNumeric,
 }
 
 impl WireCount {
+    /// The count, 0 when it was empty or absent (proto3 JSON leaves zeros out).
     pub(crate) fn check(self, field: &'static str) -> Result<u64, FieldError> {
+        self.check_optional(field).map(Option::unwrap_or_default)
+    }
+
+    /// The count, `None` when it was empty or absent.
+    pub(crate) fn check_optional(self, field: &'static str) -> Result<Option<u64>, FieldError> {
         self.0.map_err(|p| {
             let problem = match p {
                 CountProblem::Negative => FieldProblem::NegativeCount,
                 CountProblem::Fractional => FieldProblem::FractionalCount,
+                CountProblem::TooLarge => FieldProblem::TooLargeCount,
                 CountProblem::NotNumeric => FieldProblem::NotACount,
             };
             (field, problem)
         })
     }
 
-    fn zero() -> Self {
-        Self(Ok(0))
+    /// An absent count.
+    pub(crate) fn empty() -> Self {
+        Self(Ok(None))
     }
 
     fn from_str(s: &str) -> Self {
-        if let Some(rest) = s.strip_prefix('-')
-            && !rest.is_empty()
-            && rest.bytes().all(|b| b.is_ascii_digit())
-        {
+        let s = s.trim();
+        if s.is_empty() {
+            return Self::empty();
+        }
+        let (negative, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            // "1.5" or "1e3": a number, but not a whole one in the int64 string form.
+            return match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => Self::from_f64(v),
+                _ => Self(Err(CountProblem::NotNumeric)),
+            };
+        }
+        if negative && digits.bytes().any(|b| b != b'0') {
             return Self(Err(CountProblem::Negative));
         }
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Self(Err(CountProblem::NotNumeric));
-        }
-        Self(s.parse().map_err(|_| CountProblem::NotNumeric))
+        // Only digits are left, so the one way to fail is to overflow.
+        Self(digits.parse().map(Some).map_err(|_| CountProblem::TooLarge))
     }
 
     fn from_f64(v: f64) -> Self {
@@ -175,11 +202,13 @@ impl WireCount {
             Self(Err(CountProblem::NotNumeric))
         } else if v < 0.0 {
             Self(Err(CountProblem::Negative))
-        } else if v.fract() != 0.0 || v > EXACT {
+        } else if v > EXACT {
+            Self(Err(CountProblem::TooLarge))
+        } else if v.fract() != 0.0 {
             Self(Err(CountProblem::Fractional))
         } else {
             // Exact: v is a whole number in 0..=2^53.
-            Self(Ok(v as u64))
+            Self(Ok(Some(v as u64)))
         }
     }
 }
@@ -200,12 +229,14 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<WireCount, E> {
-        Ok(WireCount(Ok(v)))
+        Ok(WireCount(Ok(Some(v))))
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<WireCount, E> {
         Ok(WireCount(
-            u64::try_from(v).map_err(|_| CountProblem::Negative),
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| CountProblem::Negative),
         ))
     }
 
@@ -218,7 +249,11 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 
     fn visit_unit<E>(self) -> Result<WireCount, E> {
-        Ok(WireCount::zero())
+        Ok(WireCount::empty())
+    }
+
+    fn visit_none<E>(self) -> Result<WireCount, E> {
+        Ok(WireCount::empty())
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<WireCount, E> {
@@ -240,17 +275,21 @@ impl<'de> Visitor<'de> for CountVisitor {
 }
 
 /// `JobStatusResponse` as it arrives; strings borrow from the body where they can.
+///
+/// Every field reads absent, `null` and empty alike: a count as 0, a job as one with no id
+/// and the status `UNKNOWN`, as proto3 JSON means when it leaves a field out.
 #[derive(Deserialize)]
 struct WireStatus<'a> {
-    #[serde(default = "WireCount::zero")]
+    #[serde(default = "WireCount::empty")]
     imports: WireCount,
-    #[serde(default = "WireCount::zero")]
+    #[serde(default = "WireCount::empty")]
     errors: WireCount,
-    #[serde(borrow)]
-    job: WireJob<'a>,
+    #[serde(borrow, default)]
+    job: Option<WireJob<'a>>,
 }
 
-#[derive(Deserialize)]
+/// `JobMetadata` as it arrives: absent, `null` and `""` read alike for each field.
+#[derive(Deserialize, Default)]
 pub(crate) struct WireJob<'a> {
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
@@ -266,10 +305,10 @@ impl WireJob<'_> {
     pub(crate) fn check(self) -> Result<JobMetadata, FieldError> {
         Ok(JobMetadata {
             id: self.id.map(Cow::into_owned).unwrap_or_default(),
-            status: self.status.as_deref().map_or_else(
-                || JobState::Other("UNKNOWN".to_owned()),
-                JobState::from_wire,
-            ),
+            status: match self.status.as_deref() {
+                None | Some("") => JobState::Other("UNKNOWN".to_owned()),
+                Some(s) => JobState::from_wire(s),
+            },
             created: timestamp(self.created.as_deref(), "job.created")?,
             finished: timestamp(self.finished.as_deref(), "job.finished")?,
         })
@@ -277,18 +316,29 @@ impl WireJob<'_> {
 }
 
 fn timestamp(s: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, FieldError> {
-    s.map(|s| {
-        OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
-    })
-    .transpose()
+    s.filter(|s| !s.is_empty())
+        .map(|s| {
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
+        })
+        .transpose()
 }
 
 /// Parses a status body. The outer error is the JSON's; the inner one names a field.
 pub(crate) fn parse_status_body(
     body: &[u8],
 ) -> Result<Result<JobStatusResponse, FieldError>, serde_json::Error> {
+    refuse_list(body)?;
     let wire: WireStatus<'_> = serde_json::from_slice(body)?;
     Ok(wire.check())
+}
+
+/// Every answer of the API is an object; serde's derive would also read a struct from a
+/// list, so a body that is one is refused here as json of the wrong shape.
+pub(crate) fn refuse_list(body: &[u8]) -> Result<(), serde_json::Error> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Err(de::Error::custom("invalid type: list, expected an object")),
+        _ => Ok(()),
+    }
 }
 
 impl WireStatus<'_> {
@@ -296,7 +346,7 @@ impl WireStatus<'_> {
         Ok(JobStatusResponse {
             imports: self.imports.check("imports")?,
             errors: self.errors.check("errors")?,
-            job: self.job.check()?,
+            job: self.job.unwrap_or_default().check()?,
         })
     }
 }
@@ -306,7 +356,7 @@ impl<'de> Deserialize<'de> for JobStatusResponse {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = WireStatus::deserialize(d)?;
         wire.check()
-            .map_err(|(field, problem)| de::Error::custom(format_args!("{field}: {problem}")))
+            .map_err(|(field, problem)| de::Error::custom(format_args!("`{field}` {problem}")))
     }
 }
 
@@ -314,7 +364,7 @@ impl<'de> Deserialize<'de> for JobMetadata {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = WireJob::deserialize(d)?;
         wire.check()
-            .map_err(|(field, problem)| de::Error::custom(format_args!("{field}: {problem}")))
+            .map_err(|(field, problem)| de::Error::custom(format_args!("`{field}` {problem}")))
     }
 }
 

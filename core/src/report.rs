@@ -1,6 +1,6 @@
 //! A whole job's results gathered in one value, for callers that want them all at once.
 
-use crate::batch::{EventRequest, FailedItem};
+use crate::batch::{EventRequest, FailedItem, RawItem};
 use crate::config::JobRef;
 use crate::job::{Event, Outcome, Stopped};
 
@@ -19,18 +19,22 @@ pub struct ImportReport<T = EventRequest> {
     pub imported: Vec<T>,
     /// The failures read, with the server's reasons.
     pub failed: Vec<FailedItem<T>>,
+    /// Imported items that did not fit `T`, kept as sent.
+    pub unread: Vec<RawItem>,
 }
 
 impl<T> ImportReport<T> {
     /// Gathers one job's events; `None` if they stop before `Done`.
     pub fn collect(events: impl IntoIterator<Item = Event<T>>) -> Option<Self> {
-        let (mut job, mut imported, mut failed) = (None, Vec::new(), Vec::new());
+        let (mut job, mut imported, mut failed, mut unread) =
+            (None, Vec::new(), Vec::new(), Vec::new());
         for event in events {
             match event {
                 Event::Created(created) => job = Some(created),
                 Event::Progress(p) => job = job.or(p.job),
                 Event::Imported(items) => imported.extend(items),
                 Event::Failed(items) => failed.extend(items),
+                Event::Unread(items) => unread.extend(items),
                 Event::Done(outcome) => {
                     if let Outcome::Stopped(s) = &outcome {
                         job = job.or_else(|| s.job.clone());
@@ -40,6 +44,7 @@ impl<T> ImportReport<T> {
                         outcome,
                         imported,
                         failed,
+                        unread,
                     });
                 }
             }

@@ -3,7 +3,7 @@
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response};
 
-use crate::config::{Config, JobRef};
+use crate::config::{BodyLimit, CallKind, Config, JobRef};
 use crate::error::{ApiError, Malformed};
 use crate::model::{JobStatusResponse, parse_status_body};
 
@@ -30,7 +30,7 @@ impl Config {
             job.resource.as_str(),
             job.id.path_segment()
         );
-        self.request(Method::GET, &path, Vec::new())
+        self.request(CallKind::Status, Method::GET, &path, Vec::new())
     }
 
     /// Parses the answer to [`Config::status_request`].
@@ -42,7 +42,7 @@ impl Config {
         &self,
         response: &Response<B>,
     ) -> Result<JobStatusResponse, ApiError> {
-        let body = self.success_body(response)?;
+        let body = self.success_body(CallKind::Status, response)?;
         let status = response.status();
         match parse_status_body(body) {
             Ok(Ok(parsed)) => Ok(parsed),
@@ -51,9 +51,19 @@ impl Config {
         }
     }
 
-    /// A request to `path` below the base URL with the headers every call carries.
-    pub(crate) fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Request<Vec<u8>> {
+    /// A request to `path` below the base URL with the headers every call carries and the
+    /// body limit of its `kind` as a [`BodyLimit`] extension.
+    pub(crate) fn request(
+        &self,
+        kind: CallKind,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Request<Vec<u8>> {
         let mut request = Request::new(body);
+        request
+            .extensions_mut()
+            .insert(BodyLimit(self.body_limits.get(kind)));
         *request.method_mut() = method;
         *request.uri_mut() = self.base_url.join(path);
         let headers = request.headers_mut();
@@ -66,21 +76,26 @@ impl Config {
         request
     }
 
-    /// The body of a 2xx response within the limit, or the error the response stands for.
+    /// The body of a 2xx response within the limit of `kind`, or the error the response
+    /// stands for. An error status is sorted by its status whatever its size: only an excerpt
+    /// of its body is kept, and a 503 with a large HTML page is still worth another try.
     pub(crate) fn success_body<'b, B: AsRef<[u8]>>(
         &self,
+        kind: CallKind,
         response: &'b Response<B>,
     ) -> Result<&'b [u8], ApiError> {
         let status = response.status();
         let body = response.body().as_ref();
-        if body.len() > self.body_limit {
-            return Err(ApiError::BodyTooLarge {
-                status,
-                limit: self.body_limit,
-            });
-        }
+        let limit = self.body_limits.get(kind);
         if !status.is_success() {
             return Err(ApiError::from_status(status, response.headers(), body));
+        }
+        if body.len() > limit {
+            return Err(ApiError::BodyTooLarge {
+                status,
+                limit,
+                call: kind,
+            });
         }
         Ok(body)
     }

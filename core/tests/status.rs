@@ -230,16 +230,25 @@ fn bad_counts_name_the_field() {
         (r#"{"imports":-1,"job":{}}"#, "imports", "negative"),
         (r#"{"imports":"-1","job":{}}"#, "imports", "negative"),
         (r#"{"errors":1.5,"job":{}}"#, "errors", "fractional"),
-        (r#"{"errors":"x","job":{}}"#, "errors", "not a number"),
-        (r#"{"errors":"","job":{}}"#, "errors", "not a number"),
-        (r#"{"errors":" 1","job":{}}"#, "errors", "not a number"),
-        (r#"{"errors":true,"job":{}}"#, "errors", "not a number"),
-        (r#"{"errors":[1],"job":{}}"#, "errors", "not a number"),
+        (r#"{"errors":"x","job":{}}"#, "errors", "not a count"),
+        (r#"{"errors":"1x","job":{}}"#, "errors", "not a count"),
+        (r#"{"errors":"1.5","job":{}}"#, "errors", "fractional"),
+        (r#"{"errors":true,"job":{}}"#, "errors", "not a count"),
+        (r#"{"errors":[1],"job":{}}"#, "errors", "not a count"),
+        (r#"{"errors":{},"job":{}}"#, "errors", "not a count"),
+        // Beyond 64 bits, as a string or a number: too large, not "fractional".
         (
             r#"{"imports":"99999999999999999999999","job":{}}"#,
             "imports",
-            "not a number",
+            "too large",
         ),
+        (
+            r#"{"imports":18446744073709551616,"job":{}}"#,
+            "imports",
+            "too large",
+        ),
+        // Past 2^53 a float count is not exact.
+        (r#"{"imports":1e16,"job":{}}"#, "imports", "too large"),
     ] {
         let Err(ApiError::Malformed(m)) = parse(200, body) else {
             panic!("{body}")
@@ -297,26 +306,33 @@ fn unknown_statuses_and_fields() {
 
 #[test]
 fn malformed_success_bodies() {
-    for body in [
-        "",
-        "{",
-        "null",
-        "[]",
-        r#"{"imports":1}"#,
-        r#"{"job":"x"}"#,
-        "<html>oops</html>",
-    ] {
+    // Not json, or cut short: a proxy or a broken transfer, worth another try.
+    for body in ["", "{", "<html>oops</html>", r#"{"imports":1"#] {
         let Err(ApiError::Malformed(m)) = parse(200, body) else {
             panic!("{body:?}")
         };
         assert!(
             m.source().is_some(),
-            "{body:?}: the JSON error is the source"
+            "{body:?}: the json error is the source"
         );
         assert_eq!(m.field_name(), None);
         assert_eq!(m.excerpt(), body);
-        assert!(ApiError::Malformed(m).is_retryable());
+        assert!(ApiError::Malformed(m).is_retryable(), "{body:?}");
     }
+    // Json of the wrong shape: the same server sends it again.
+    for body in ["null", "[]", r#"{"job":"x"}"#, "1"] {
+        let Err(ApiError::Malformed(m)) = parse(200, body) else {
+            panic!("{body:?}")
+        };
+        assert!(
+            m.source().is_some(),
+            "{body:?}: the json error is the source"
+        );
+        assert!(!ApiError::Malformed(m).is_retryable(), "{body:?}");
+    }
+    // An absent job reads as proto3 means it: no id, status UNKNOWN.
+    let s = parse(200, r#"{"imports":1}"#).unwrap();
+    assert_eq!(s.job.status, JobState::Other("UNKNOWN".into()));
     let not_utf8 = Response::builder()
         .status(200)
         .body(vec![b'{', 0xff, b'}'])

@@ -62,6 +62,7 @@ pub struct Global {
     pub users: bool,
     pub request_timeout: Duration,
     pub quiet: bool,
+    pub max_page_bytes: Option<usize>,
 }
 
 /// The default of `--request-timeout`.
@@ -88,6 +89,9 @@ struct GlobalArgs {
     /// No warnings and no progress on stderr (errors and results still print).
     #[arg(short, long)]
     quiet: bool,
+    /// Largest imports or errors page to read, in bytes [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_page_bytes: Option<usize>,
 }
 
 impl GlobalArgs {
@@ -97,6 +101,7 @@ impl GlobalArgs {
             && !self.users
             && self.request_timeout.is_none()
             && !self.quiet
+            && self.max_page_bytes.is_none()
     }
 
     /// `self` given before the command, `after` after it: `after` wins.
@@ -110,6 +115,7 @@ impl GlobalArgs {
                 .or(self.request_timeout)
                 .unwrap_or(REQUEST_TIMEOUT),
             quiet: self.quiet || after.quiet,
+            max_page_bytes: after.max_page_bytes.or(self.max_page_bytes),
         }
     }
 }

@@ -94,11 +94,13 @@ pub fn import_batches<T: BatchItem>(
             }
             Event::Progress(snapshot) => progress.update(&snapshot),
             Event::Imported(items) => imported += items.len(),
+            Event::Unread(items) => imported += items.len(),
             Event::Failed(items) => failed += items.len(),
             Event::Done(outcome) => {
                 progress.finish();
                 worst = worst.max(print_outcome(&outcome, json));
             }
+            _ => {}
         }
     }
     if !json && (imported > 0 || failed > 0) {
@@ -132,6 +134,10 @@ fn stream<T: BatchItem>(pages: Run<T>) -> Exit {
         // A closed pipe (`| head`) ends the stream quietly.
         let written = match &event {
             Event::Imported(items) => items.iter().try_for_each(|item| write_line(&mut out, item)),
+            // Items that do not fit the typed shape go out as the server sent them.
+            Event::Unread(items) => items
+                .iter()
+                .try_for_each(|item| write_line(&mut out, &item.json)),
             Event::Failed(items) => items.iter().try_for_each(|item| write_line(&mut out, item)),
             Event::Done(outcome) => {
                 return match outcome {

@@ -168,7 +168,10 @@ pub(crate) fn client(global: &Global) -> Result<Client, Exit> {
     let key = ApiKey::new(&key).map_err(|e| print_config_error("FULLSTORY_API_KEY", &e))?;
     let base_url = base_url(global)?;
     args::warn_plain_http(global, &base_url);
-    let config = Config::new(key).with_base_url(base_url);
+    let mut config = Config::new(key).with_base_url(base_url);
+    if let Some(limit) = global.max_page_bytes {
+        config = config.with_page_limit(limit);
+    }
     let options = ClientOptions::default().with_request_timeout(global.request_timeout);
     Ok(Client::with_options(config, options))
 }

@@ -132,10 +132,16 @@ fn error_body(error: &Error) -> Value {
 /// The error and its causes, each once.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
+    let mut last = text.clone();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let line = cause.to_string();
+        // Errors of other crates may print their cause and return it too: say it once.
+        if !line.is_empty() && !last.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        last = line;
         source = cause.source();
     }
     text

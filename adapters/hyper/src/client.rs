@@ -168,6 +168,11 @@ impl Client {
         request: Request<Vec<u8>>,
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
+        // Each kind of call has its own limit, carried by the request the core built.
+        let limit = request
+            .extensions()
+            .get::<fullstory_batch::BodyLimit>()
+            .map_or(self.inner.config.body_limit(), |l| l.0);
         let request = request.map(|body| Full::new(Bytes::from(body)));
         let response = self
             .inner
@@ -177,7 +182,6 @@ impl Client {
             .map_err(transport_error)?;
         let (parts, body) = response.into_parts();
         span.record("http.status", parts.status.as_u16());
-        let limit = self.inner.config.body_limit();
         let declared = content_length(&parts.headers);
         if let Some(len) = declared
             && len > limit as u64

@@ -223,11 +223,16 @@ async fn truncated_json_then_recovery() {
 }
 
 #[tokio::test]
-async fn oversized_then_recovery() {
+async fn oversized_is_not_retried() {
+    // The same request gets the same body: an oversized one ends the wait at once.
     let (fake, id) = finished_job_failing_first(Fault::OversizedBody { bytes: 1 << 20 }).await;
     let config = config_for(fake.base_url(), KEY).with_body_limit(16 * 1024);
     let client = fullstory_batch_hyper::Client::new(config, ClientOptions::new()).unwrap();
-    completed(client.wait(&events_job(&id), fast_policy()).await);
+    match client.wait(&events_job(&id), fast_policy()).await {
+        Outcome::GaveUp(e) => assert_eq!(e.kind(), "body_too_large", "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status_requests(&fake.requests()).len(), 1, "no second try");
 }
 
 #[tokio::test]

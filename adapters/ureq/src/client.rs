@@ -144,6 +144,11 @@ impl Client {
         deadline: Option<SystemTime>,
     ) -> Result<Response<Vec<u8>>, TransportError> {
         let timeout = self.request_timeout(deadline);
+        // Each kind of call has its own limit, carried by the request the core built.
+        let limit = request
+            .extensions()
+            .get::<fullstory_batch::BodyLimit>()
+            .map_or(self.config.body_limit(), |l| l.0);
         // A request without a body goes with `()`, so ureq sends no body headers on a GET.
         let (parts, body) = request.into_parts();
         let mut response = if body.is_empty() {
@@ -153,7 +158,6 @@ impl Client {
         }
         .map_err(transport_error)?;
 
-        let limit = self.config.body_limit();
         // A body announced as too large is refused unread: the connection is dropped.
         if response
             .body()

@@ -108,6 +108,7 @@ mod client;
 mod import;
 mod many;
 mod options;
+mod resolver;
 mod wait;
 
 pub use client::Client;

@@ -202,11 +202,19 @@ criterion_group! {
 
 /// `FSB_COUNT=<n> cargo bench -p fullstory-batch --bench core` under callgrind: parses the
 /// example `n` times each way and exits, so `--toggle-collect='*count_ours*'` and
-/// `--toggle-collect='*count_baseline*'` count instructions of the parse alone.
+/// `--toggle-collect='*count_baseline*'` count instructions of the parse alone, and
+/// `--toggle-collect='*count_build*'` those of building the status request.
 #[inline(never)]
 fn count_ours(config: &Config, response: &Response<&[u8]>, n: u64) {
     for _ in 0..n {
         black_box(config.parse_status(black_box(response)).unwrap());
+    }
+}
+
+#[inline(never)]
+fn count_build(config: &Config, job: &JobRef, n: u64) {
+    for _ in 0..n {
+        black_box(config.status_request(black_box(job)));
     }
 }
 
@@ -222,6 +230,7 @@ fn main() {
         let config = config();
         count_ours(&config, &Response::new(EXAMPLE), n);
         count_baseline(EXAMPLE, n);
+        count_build(&config, &job(1), n);
         return;
     }
     // First, so the process's peak RSS is the simulation's, not criterion's.

@@ -89,7 +89,8 @@ fn cpu_client_alone(rounds: usize) {
     let without_timeout = raw_agent(false);
     let raw = |agent: &ureq::Agent| raw_call(agent, &status_url, limit);
 
-    let mut clients: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Call<'a> = Box<dyn Fn() + 'a>;
+    let mut clients: Vec<(&str, Call<'_>)> = vec![
         (
             "adapter",
             Box::new(|| {

@@ -200,7 +200,39 @@ criterion_group! {
     targets = parse, pages, build, decision
 }
 
+/// `FSB_COUNT=<n> cargo bench -p fullstory-batch --bench core` under callgrind: parses the
+/// example `n` times each way and exits, so `--toggle-collect='*count_ours*'` and
+/// `--toggle-collect='*count_baseline*'` count instructions of the parse alone, and
+/// `--toggle-collect='*count_build*'` those of building the status request.
+#[inline(never)]
+fn count_ours(config: &Config, response: &Response<&[u8]>, n: u64) {
+    for _ in 0..n {
+        black_box(config.parse_status(black_box(response)).unwrap());
+    }
+}
+
+#[inline(never)]
+fn count_build(config: &Config, job: &JobRef, n: u64) {
+    for _ in 0..n {
+        black_box(config.status_request(black_box(job)));
+    }
+}
+
+#[inline(never)]
+fn count_baseline(body: &[u8], n: u64) {
+    for _ in 0..n {
+        black_box(serde_json::from_slice::<PlainStatus>(black_box(body)).unwrap());
+    }
+}
+
 fn main() {
+    if let Some(n) = std::env::var("FSB_COUNT").ok().and_then(|n| n.parse().ok()) {
+        let config = config();
+        count_ours(&config, &Response::new(EXAMPLE), n);
+        count_baseline(EXAMPLE, n);
+        count_build(&config, &job(1), n);
+        return;
+    }
     // First, so the process's peak RSS is the simulation's, not criterion's.
     if std::env::args().all(|a| a != "--list") {
         sizes_and_hour();

@@ -370,12 +370,31 @@ impl BaseUrl {
 
     /// Builds the URI for `path` (which starts with `/`) below this base.
     pub(crate) fn join(&self, path_and_query: &str) -> http::Uri {
-        http::Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("{}{path_and_query}", self.prefix))
-            .build()
-            .expect("scheme and authority were validated and the path is percent-encoded")
+        let mut path = self.path_with_capacity(path_and_query.len());
+        path.push_str(path_and_query);
+        self.uri(path)
+    }
+
+    /// An empty path below this base, `additional` more bytes reserved: push the rest of the
+    /// path to it and hand it to [`BaseUrl::uri`], for one allocation in all.
+    pub(crate) fn path_with_capacity(&self, additional: usize) -> String {
+        let mut path = String::with_capacity(self.prefix.len() + additional);
+        path.push_str(&self.prefix);
+        path
+    }
+
+    /// The URI of `path` (the prefix and the rest, percent-encoded) on this base's scheme
+    /// and authority: assembled from parts, with no formatting and re-parsing of the whole.
+    /// The scheme and authority are shared, not copied (`Bytes` underneath).
+    pub(crate) fn uri(&self, path: String) -> http::Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::try_from(path)
+                .expect("the prefix was parsed from a uri and the rest is percent-encoded"),
+        );
+        http::Uri::from_parts(parts).expect("scheme, authority and path are all present")
     }
 }
 
@@ -447,10 +466,17 @@ impl JobId {
     /// `/`, `?`, `#`, `%`, spaces and non-ASCII are encoded; `.` and `..` are encoded whole so
     /// that no id can be read as a relative path step.
     pub fn path_segment(&self) -> String {
+        let mut segment = String::with_capacity(self.0.len());
+        self.push_path_segment(&mut segment);
+        segment
+    }
+
+    /// Appends [`JobId::path_segment`] to `path`.
+    pub(crate) fn push_path_segment(&self, path: &mut String) {
         match self.0.as_str() {
-            "." => "%2E".to_owned(),
-            ".." => "%2E%2E".to_owned(),
-            id => utf8_percent_encode(id, SEGMENT).to_string(),
+            "." => path.push_str("%2E"),
+            ".." => path.push_str("%2E%2E"),
+            id => path.extend(utf8_percent_encode(id, SEGMENT)),
         }
     }
 }

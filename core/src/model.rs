@@ -294,33 +294,191 @@ pub(crate) struct WireJob<'a> {
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    status: Option<Cow<'a, str>>,
+    status: Option<Text<'a>>,
     #[serde(borrow, default)]
-    created: Option<Cow<'a, str>>,
+    created: Option<Text<'a>>,
     #[serde(borrow, default)]
-    finished: Option<Cow<'a, str>>,
+    finished: Option<Text<'a>>,
+}
+
+/// A string field's text, borrowed from the body unless it holds escapes. serde's own
+/// `Cow<str>` (even with `borrow`, inside an `Option`) always copies into a `String`.
+pub(crate) struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
 }
 
 impl WireJob<'_> {
     pub(crate) fn check(self) -> Result<JobMetadata, FieldError> {
         Ok(JobMetadata {
             id: self.id.map(Cow::into_owned).unwrap_or_default(),
-            status: match self.status.as_deref() {
+            status: match self.status.as_ref().map(|t| &*t.0) {
                 None | Some("") => JobState::Other("UNKNOWN".to_owned()),
                 Some(s) => JobState::from_wire(s),
             },
-            created: timestamp(self.created.as_deref(), "job.created")?,
-            finished: timestamp(self.finished.as_deref(), "job.finished")?,
+            created: timestamp(self.created.as_ref().map(|t| &*t.0), "job.created")?,
+            finished: timestamp(self.finished.as_ref().map(|t| &*t.0), "job.finished")?,
         })
     }
 }
 
 fn timestamp(s: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, FieldError> {
-    s.filter(|s| !s.is_empty())
-        .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
-        })
-        .transpose()
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    match rfc3339_common(s.as_bytes()) {
+        Some(at) => Ok(Some(at)),
+        None => timestamp_by_time(s, field).map(Some),
+    }
+}
+
+/// Any other form, and every error, as `time` reads it.
+#[cold]
+#[inline(never)]
+fn timestamp_by_time(s: &str, field: &'static str) -> Result<Timestamp, FieldError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| (field, FieldProblem::BadTimestamp(e)))
+}
+
+/// The RFC 3339 form servers send, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, read in one
+/// pass over the bytes. `None` for anything else, valid or not (a leap second, a space or
+/// lowercase separator, a day past the month's end...): `time`'s parser then decides, and
+/// names the problem. Where this answers, it answers as `time` does (a property test checks):
+/// fraction digits past the ninth are dropped, offsets run to ±23:59.
+fn rfc3339_common(b: &[u8]) -> Option<OffsetDateTime> {
+    use time::{Date, Month, Time, UtcOffset};
+
+    let (head, rest) = b.split_first_chunk::<19>()?;
+    // `YYYY-MM-DDTHH:MM:SS` checked eight bytes at a time: bytes 0-7, 8-15 and 11-18.
+    const A: Pattern = Pattern::new(b"dddd-dd-");
+    const B: Pattern = Pattern::new(b"ddTdd:dd");
+    const C: Pattern = Pattern::new(b"dd:dd:dd");
+    let at = |i: usize| {
+        let mut chunk = [0; 8];
+        chunk.copy_from_slice(&head[i..i + 8]);
+        u64::from_le_bytes(chunk)
+    };
+    if !(A.matches(at(0)) && B.matches(at(8)) && C.matches(at(11))) {
+        return None;
+    }
+    let d = |i: usize| head[i] - b'0';
+    let two = |i: usize| d(i) * 10 + d(i + 1);
+    let year = u16::from(two(0)) * 100 + u16::from(two(2));
+    let second = two(17);
+    if second > 59 {
+        return None; // a leap second: time's stand-in rules
+    }
+
+    let (nanosecond, rest) = match rest.split_first() {
+        Some((b'.', fraction)) => {
+            const SCALE: [u32; 10] = [
+                1_000_000_000,
+                100_000_000,
+                10_000_000,
+                1_000_000,
+                100_000,
+                10_000,
+                1_000,
+                100,
+                10,
+                1,
+            ];
+            let mut n = 0;
+            let mut value = 0u32;
+            while let Some(&c) = fraction.get(n)
+                && c.is_ascii_digit()
+            {
+                if n < 9 {
+                    value = value * 10 + u32::from(c - b'0');
+                }
+                n += 1;
+            }
+            if n == 0 {
+                return None;
+            }
+            (value * SCALE[n.min(9)], &fraction[n..])
+        }
+        _ => (0, rest),
+    };
+    let offset = match *rest {
+        [b'Z'] => UtcOffset::UTC,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let pair = |a: u8, b: u8| {
+                let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+                (a < 10 && b < 10).then_some((a * 10 + b) as i8)
+            };
+            let (h, m) = (pair(h1, h2)?, pair(m1, m2)?);
+            if h > 23 {
+                return None;
+            }
+            let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
+            UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        _ => return None,
+    };
+    let month = Month::try_from(two(5)).ok()?;
+    let date = Date::from_calendar_date(i32::from(year), month, two(8)).ok()?;
+    let time = Time::from_hms_nano(two(11), two(14), second, nanosecond).ok()?;
+    Some(OffsetDateTime::new_in_offset(date, time, offset))
+}
+
+/// Eight bytes that must be ASCII digits (`d`) or given bytes, tested at once.
+struct Pattern {
+    /// `0xff` under each given byte.
+    literal_mask: u64,
+    literal: u64,
+    /// `0x80` under each digit.
+    digit_high: u64,
+}
+
+impl Pattern {
+    const fn new(pattern: &[u8; 8]) -> Self {
+        let (mut literal_mask, mut literal, mut digit_high) = (0, 0, 0);
+        let mut i = 0;
+        while i < 8 {
+            if pattern[i] == b'd' {
+                digit_high |= 0x80 << (8 * i);
+            } else {
+                literal_mask |= 0xff << (8 * i);
+                literal |= (pattern[i] as u64) << (8 * i);
+            }
+            i += 1;
+        }
+        Self {
+            literal_mask,
+            literal,
+            digit_high,
+        }
+    }
+
+    /// `bytes` (little-endian) fit the pattern. Less '0', a digit is 0-9: adding 0x76 leaves
+    /// its top bit clear, and 10-127 set it; a byte with its top bit set already fails (a
+    /// carry out of it into the next byte can only spoil a test that fails anyway).
+    fn matches(&self, bytes: u64) -> bool {
+        const ZEROS: u64 = u64::from_ne_bytes([b'0'; 8]);
+        const ADD: u64 = u64::from_ne_bytes([0x76; 8]);
+        let x = bytes ^ ZEROS;
+        bytes & self.literal_mask == self.literal
+            && (x | x.wrapping_add(ADD)) & self.digit_high == 0
+    }
 }
 
 /// Parses a status body. The outer error is the JSON's; the inner one names a field.
@@ -372,5 +530,126 @@ impl JobStatusResponse {
     /// Shorthand for `self.job.status.is_terminal()`.
     pub fn is_terminal(&self) -> bool {
         self.job.status.is_terminal()
+    }
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn by_time(s: &str) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(s, &Rfc3339).ok()
+    }
+
+    fn two_digits(max: u8) -> impl Strategy<Value = String> {
+        (0..=max).prop_map(|n| format!("{n:02}"))
+    }
+
+    /// Timestamps near the common form: each part valid or just out of range, with the
+    /// odd separator, fraction length, offset or trailing byte.
+    fn near_rfc3339() -> impl Strategy<Value = String> {
+        (
+            (0u16..=9999).prop_map(|y| format!("{y:04}")),
+            two_digits(13),
+            two_digits(32),
+            prop::sample::select(vec!["T", "t", " ", "x", "TT", ""]),
+            (two_digits(25), two_digits(61), two_digits(61)),
+            prop::option::of("[0-9]{0,12}"),
+            prop::sample::select(vec!["Z", "z", "+", "-", "", "Zx", "+0", "*"]),
+            (
+                two_digits(25),
+                prop::sample::select(vec![":", "", "-"]),
+                two_digits(61),
+            ),
+        )
+            .prop_map(|(y, mo, d, sep, (h, mi, s), frac, off, (oh, colon, om))| {
+                let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+                let off = match off {
+                    "+" | "-" => format!("{off}{oh}{colon}{om}"),
+                    other => other.to_owned(),
+                };
+                format!("{y}-{mo}-{d}{sep}{h}:{mi}:{s}{frac}{off}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn fast_path_agrees_with_time(s in near_rfc3339()) {
+            let fast = rfc3339_common(s.as_bytes());
+            let time = by_time(&s);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Some(fast), time, "{}", s);
+                prop_assert_eq!(fast.offset(), time.unwrap().offset());
+            }
+            // What the parser returns is time's answer either way.
+            let ours = timestamp(Some(&s), "f").ok().flatten();
+            prop_assert_eq!(ours, time, "{}", s);
+        }
+
+        #[test]
+        fn fast_path_takes_the_common_form(
+            secs in -62_167_219_200i64..253_402_300_799,
+            nanos in 0u32..1_000_000_000,
+            digits in 1usize..=9,
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59i16),
+        ) {
+            let offset = UtcOffset::from_whole_seconds(i32::from(offset_minutes) * 60).unwrap();
+            let at = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                .replace_nanosecond(nanos).unwrap()
+                .to_offset(offset);
+            prop_assume!((0..=9999).contains(&at.year()));
+            let scale = 10u32.pow(9 - digits as u32);
+            let frac = format!(".{:0digits$}", at.nanosecond() / scale);
+            let text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{}",
+                at.year(), u8::from(at.month()), at.day(),
+                at.hour(), at.minute(), at.second(),
+                if offset_minutes == 0 { "Z".to_owned() } else {
+                    let (sign, m) = if offset_minutes < 0 { ('-', -offset_minutes) } else { ('+', offset_minutes) };
+                    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+                },
+            );
+            let fast = rfc3339_common(text.as_bytes());
+            prop_assert!(fast.is_some(), "{}", text);
+            prop_assert_eq!(fast, by_time(&text), "{}", text);
+        }
+
+        #[test]
+        fn any_bytes_agree(s in "[0-9TZz:. +-]{0,32}") {
+            if let Some(fast) = rfc3339_common(s.as_bytes()) {
+                prop_assert_eq!(Some(fast), by_time(&s), "{}", s);
+            }
+        }
+    }
+
+    use time::UtcOffset;
+
+    #[test]
+    fn examples() {
+        for s in [
+            "2019-04-18T14:36:11.123Z",
+            "2019-04-18T14:36:11Z",
+            "2019-04-18T14:36:11.123456789123+05:30",
+            "2019-04-18T14:36:11-00:00",
+            "2020-02-29T00:00:00.5-23:59",
+        ] {
+            let fast = rfc3339_common(s.as_bytes()).expect(s);
+            assert_eq!(Some(fast), by_time(s), "{s}");
+        }
+        for s in [
+            "2019-02-29T14:36:11Z",      // no such day: time names it
+            "2016-12-31T23:59:60Z",      // a leap second: time's stand-in
+            "2019-04-18 14:36:11Z",      // a space
+            "2019-04-18T14:36:11.Z",     // an empty fraction
+            "2019-04-18T14:36:11+24:00", // an offset out of range
+            "2019-04-18T14:36:11Z ",     // trailing
+            "2019-04-18T14:36:11",       // no offset
+        ] {
+            assert_eq!(rfc3339_common(s.as_bytes()), None, "{s}");
+        }
     }
 }

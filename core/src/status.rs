@@ -1,7 +1,7 @@
 //! The status call: `GET /v2/{events,users}/batch/{job_id}`.
 
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response, Uri};
 
 use crate::config::{BodyLimit, CallKind, Config, JobRef};
 use crate::error::{ApiError, Malformed};
@@ -25,12 +25,22 @@ impl Config {
     /// # Ok::<(), fullstory_batch::ConfigError>(())
     /// ```
     pub fn status_request(&self, job: &JobRef) -> Request<Vec<u8>> {
-        let path = format!(
-            "/v2/{}/batch/{}",
-            job.resource.as_str(),
-            job.id.path_segment()
-        );
-        self.request(CallKind::Status, Method::GET, &path, Vec::new())
+        let resource = job.resource.as_str();
+        let id = job.id.as_str();
+        // Room for the id with a few bytes encoded; more just grows the string once.
+        let mut path = self
+            .base_url
+            .path_with_capacity(4 + resource.len() + 7 + id.len() + 8);
+        path.push_str("/v2/");
+        path.push_str(resource);
+        path.push_str("/batch/");
+        job.id.push_path_segment(&mut path);
+        self.request_to(
+            CallKind::Status,
+            Method::GET,
+            self.base_url.uri(path),
+            Vec::new(),
+        )
     }
 
     /// Parses the answer to [`Config::status_request`].
@@ -60,12 +70,23 @@ impl Config {
         path: &str,
         body: Vec<u8>,
     ) -> Request<Vec<u8>> {
+        self.request_to(kind, method, self.base_url.join(path), body)
+    }
+
+    /// A request to `uri` with the headers every call carries and its body limit.
+    pub(crate) fn request_to(
+        &self,
+        kind: CallKind,
+        method: Method,
+        uri: Uri,
+        body: Vec<u8>,
+    ) -> Request<Vec<u8>> {
         let mut request = Request::new(body);
         request
             .extensions_mut()
             .insert(BodyLimit(self.body_limits.get(kind)));
         *request.method_mut() = method;
-        *request.uri_mut() = self.base_url.join(path);
+        *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, self.api_key.header_value().clone());
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

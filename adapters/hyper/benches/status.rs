@@ -54,7 +54,118 @@ fn output_dir() -> PathBuf {
     }
 }
 
+/// `--serve-fake`: the fake alone in this process, for the client-only count below. Prints
+/// its URL and a completed job's id, then serves until stdin closes.
+fn serve_fake() {
+    let fake = FakeServer::builder()
+        .key(KEY)
+        .manual_clock()
+        .request_log_capacity(0)
+        .start_blocking()
+        .expect("the fake starts");
+    let id = fake.insert_job(FakeResource::Events, vec![serde_json::json!({"name": "e"})]);
+    fake.advance(Duration::from_secs(10));
+    println!("{}\n{id}", fake.base_url());
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).unwrap_or(0) > 0 {}
+}
+
+/// `FSB_COUNT=<calls>`: the client alone, for callgrind. The fake runs in a child process
+/// (this binary with `--serve-fake`; valgrind does not follow it), and each client makes
+/// `calls` status calls inside a function of its own, so
+/// `--toggle-collect='*count_adapter*'` or `'*count_raw*'` counts that client's
+/// instructions and nothing of the server's. See BENCHMARKS.md for the commands.
+fn count_client_alone(calls: u32) {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = std::process::Command::new(exe)
+        .arg("--serve-fake")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the fake starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = lines.next().expect("a url").expect("a url");
+    let id = lines.next().expect("an id").expect("an id");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let config = Config::new(ApiKey::new(KEY).expect("a valid key"))
+        .with_base_url(BaseUrl::parse_allow_http(&url).expect("a valid url"));
+    let adapter = Client::new(config, ClientOptions::new()).expect("a client");
+    let job = JobRef::new(Resource::Events, JobId::new(id.clone()).expect("an id"));
+    let raw = raw_client();
+    let uri: http::Uri = format!("{url}/v2/events/batch/{id}")
+        .parse()
+        .expect("a uri");
+    // Connect both and warm up outside the counted functions.
+    runtime.block_on(async {
+        for _ in 0..10 {
+            adapter.status(&job).await.expect("a status");
+            raw_status(&raw, &uri).await;
+        }
+    });
+    count_adapter(&runtime, &adapter, &job, calls);
+    count_raw(&runtime, &raw, &uri, calls);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+#[inline(never)]
+fn count_adapter(runtime: &tokio::runtime::Runtime, adapter: &Client, job: &JobRef, calls: u32) {
+    runtime.block_on(async {
+        for _ in 0..calls {
+            black_box(adapter.status(job).await.expect("a status"));
+        }
+    });
+}
+
+#[inline(never)]
+fn count_raw(runtime: &tokio::runtime::Runtime, raw: &RawHttp, uri: &http::Uri, calls: u32) {
+    runtime.block_on(async {
+        for _ in 0..calls {
+            black_box(raw_status(raw, uri).await);
+        }
+    });
+}
+
+type RawHttp = RawClient<HttpConnector, Empty<Bytes>>;
+
+/// The raw client: hyper-util's legacy client as its docs set it up, no Nagle.
+fn raw_client() -> RawHttp {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    RawClient::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(http)
+}
+
+/// The same GET with the raw client, parsed by serde_json into plain strings.
+async fn raw_status(raw: &RawHttp, uri: &http::Uri) -> PlainStatus {
+    let request = http::Request::get(uri.clone())
+        .header(header::AUTHORIZATION, format!("Basic {KEY}"))
+        .header(header::ACCEPT, "application/json")
+        .header(header::USER_AGENT, USER_AGENT_VALUE)
+        .body(Empty::<Bytes>::new())
+        .expect("a valid request");
+    let response = raw.request(request).await.expect("an answer");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    serde_json::from_slice::<PlainStatus>(&body).expect("a status")
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--serve-fake") {
+        return serve_fake();
+    }
+    if let Some(calls) = std::env::var("FSB_COUNT").ok().and_then(|n| n.parse().ok()) {
+        return count_client_alone(calls);
+    }
     // The fake runs on a runtime of its own; both clients share one current-thread runtime.
     let fake = FakeServer::builder()
         .key(KEY)
@@ -77,30 +188,11 @@ fn main() {
         JobId::new(id.clone()).expect("a valid id"),
     );
 
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    let raw: RawClient<HttpConnector, Empty<Bytes>> = RawClient::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .build(http);
+    let raw = raw_client();
     let uri: http::Uri = format!("{}/v2/events/batch/{id}", fake.base_url())
         .parse()
         .expect("a valid uri");
-    let raw_status = || async {
-        let request = http::Request::get(uri.clone())
-            .header(header::AUTHORIZATION, format!("Basic {KEY}"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, USER_AGENT_VALUE)
-            .body(Empty::<Bytes>::new())
-            .expect("a valid request");
-        let response = raw.request(request).await.expect("an answer");
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
-        serde_json::from_slice::<PlainStatus>(&body).expect("a status")
-    };
+    let raw_status = || raw_status(&raw, &uri);
 
     let mut criterion = Criterion::default()
         .output_directory(&output_dir())

@@ -92,13 +92,16 @@ impl Client {
     pub async fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
         let span = request_span(job, None);
         let request = self.inner.config.status_request(job);
-        let response = self
-            .exchange(request, None, &span)
-            .instrument(span.clone())
-            .await
-            .inspect_err(|e| {
-                span.record("error", e.kind.as_str());
-            })?;
+        let exchange = self.exchange(request, None, &span);
+        // A span no subscriber wants is not entered on every poll.
+        let answer = if span.is_disabled() {
+            exchange.await
+        } else {
+            exchange.instrument(span.clone()).await
+        };
+        let response = answer.inspect_err(|e| {
+            span.record("error", e.kind.as_str());
+        })?;
         self.inner.config.parse_status(&response).map_err(|e| {
             span.record("error", e.kind());
             Error::Api(e)
@@ -122,12 +125,15 @@ impl Client {
         let left = transmit
             .deadline
             .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
-        self.exchange(transmit.request, left, &span)
-            .instrument(span.clone())
-            .await
-            .inspect_err(|e| {
-                span.record("error", e.kind.as_str());
-            })
+        let exchange = self.exchange(transmit.request, left, &span);
+        let answer = if span.is_disabled() {
+            exchange.await
+        } else {
+            exchange.instrument(span.clone()).await
+        };
+        answer.inspect_err(|e| {
+            span.record("error", e.kind.as_str());
+        })
     }
 
     /// Sends `request` and reads the whole answer within the request timeout (and within
@@ -139,23 +145,31 @@ impl Client {
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
         let inner = &*self.inner;
-        let started = tokio::time::Instant::now();
-        let hard_stop = left.map(|left| started + left);
-        let acquire = inner.requests.acquire();
-        let permit = match hard_stop {
-            None => acquire.await,
-            Some(at) => match tokio::time::timeout_at(at, acquire).await {
-                Ok(permit) => permit,
-                Err(_) => return Err(timed_out(left.unwrap_or_default())),
-            },
-        };
-        let _permit = permit.expect("the request semaphore is never closed");
-        let limit = match left {
-            Some(left) => inner
-                .options
-                .request_timeout
-                .min(left.saturating_sub(started.elapsed())),
-            None => inner.options.request_timeout,
+        // A free permit is taken at once: no future, no timer and no clock read. Only a
+        // request that has to queue for one (or has a deadline) looks at the time.
+        let (_permit, limit) = match (inner.requests.try_acquire(), left) {
+            (Ok(permit), None) => (permit, inner.options.request_timeout),
+            (Ok(permit), Some(left)) => (permit, inner.options.request_timeout.min(left)),
+            (Err(_), _) => {
+                let started = tokio::time::Instant::now();
+                let acquire = inner.requests.acquire();
+                let permit = match left {
+                    None => acquire.await,
+                    Some(left) => match tokio::time::timeout_at(started + left, acquire).await {
+                        Ok(permit) => permit,
+                        Err(_) => return Err(timed_out(left)),
+                    },
+                };
+                let permit = permit.expect("the request semaphore is never closed");
+                let limit = match left {
+                    Some(left) => inner
+                        .options
+                        .request_timeout
+                        .min(left.saturating_sub(started.elapsed())),
+                    None => inner.options.request_timeout,
+                };
+                (permit, limit)
+            }
         };
         match tokio::time::timeout(limit, self.round_trip(request, span)).await {
             Ok(answer) => answer,

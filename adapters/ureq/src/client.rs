@@ -11,8 +11,10 @@ use fullstory_batch::{
 use tracing::{debug, field, warn};
 use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::options::ClientOptions;
+use crate::resolver::CachingResolver;
 
 /// The shortest timeout given to ureq: a zero one would mean "none" to some of its checks.
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
@@ -65,7 +67,7 @@ impl Client {
             .root_certs(roots)
             .build();
         let idle = options.max_idle_connections;
-        let agent: Agent = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             // Error statuses come back as responses: their bodies and Retry-After matter.
             .http_status_as_error(false)
             // A redirect comes back as a response (an unexpected status to the core):
@@ -77,8 +79,13 @@ impl Client {
             .max_idle_connections(idle)
             .max_idle_connections_per_host(idle)
             .tls_config(tls)
-            .build()
-            .into();
+            .build();
+        // ureq's own resolver would start a thread per request to keep the timeouts.
+        let agent = Agent::with_parts(
+            agent_config,
+            DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         Self {
             config,
             options,

@@ -115,6 +115,7 @@ mod calls;
 mod client;
 mod drive;
 mod options;
+mod resolver;
 
 pub use client::Client;
 pub use drive::Run;

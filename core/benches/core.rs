@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, criterion_group};
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    Action, ApiKey, Budget, Config, EventRequest, JobId, JobRef, Policy, Poller, PollerState,
-    Resource, Scheduler, SchedulerAction,
+    ApiKey, Budget, Config, Event, EventRequest, Job, JobId, JobRef, JobSet, Policy, Resource,
+    SavedJob,
 };
 use serde::Deserialize;
 
@@ -111,62 +111,68 @@ fn build(c: &mut Criterion) {
     });
 }
 
+fn running() -> Response<&'static [u8]> {
+    Response::new(&br#"{"job":{"id":"job-1","status":"PROCESSING"}}"#[..])
+}
+
 fn decision(c: &mut Criterion) {
-    let config = config();
-    let running = config.parse_status(&Response::new(
-        &br#"{"job":{"id":"job-1","status":"PROCESSING"}}"#[..],
-    ));
-    let running = running.unwrap();
-    c.bench_function("poller_decision", |b| {
-        let mut poller = Poller::new(job(1), Policy::default(), t0(), 1);
+    c.bench_function("job_decision", |b| {
+        let mut machine: Job = Job::wait(config(), job(1), Policy::default(), t0(), 1);
         let mut now = t0();
+        let answer = running();
         b.iter(|| {
-            // One poll that sends, one answer, one poll that says when to wake.
-            if let Action::Send { .. } = poller.poll(now) {
-                poller.handle_response(Ok(running.clone()), now);
+            // One transmit, its answer, its event taken, the next wake-up.
+            if let Some(t) = machine.poll_transmit(now) {
+                machine.handle_response(t.id, &answer, now);
             }
-            if let Action::Wait(t) = poller.poll(now) {
+            while machine.poll_event().is_some() {}
+            if let Some(t) = machine.poll_timeout() {
                 now = t;
             }
         })
     });
-    let mut scheduler = Scheduler::new(Policy::default(), 1);
+    let mut set: JobSet = JobSet::new(config(), Policy::default(), t0(), 1);
     for i in 0..10_000 {
-        let _ = scheduler.add(job(i), t0());
+        let _ = set.add_job(job(i), t0());
     }
-    c.bench_function("scheduler_decision_10k_jobs", |b| {
+    c.bench_function("job_set_decision_10k_jobs", |b| {
         let mut now = t0();
-        b.iter(|| match scheduler.poll(now) {
-            SchedulerAction::Send(key) => scheduler.handle_response(key, Ok(running.clone()), now),
-            SchedulerAction::Wait(t) => now = t,
-            _ => {}
+        let answer = running();
+        b.iter(|| {
+            match set.poll_transmit(now) {
+                Some(t) => set.handle_response(t.id, &answer, now),
+                None => now = set.poll_timeout().unwrap_or(now),
+            }
+            while set.poll_event().is_some() {}
         })
     });
 }
 
 /// 10,000 jobs, each running for an hour, answered at once: wall time and memory.
 fn simulated_hour() -> (Duration, usize, u64) {
-    let config = config();
     let hour = t0() + Duration::from_secs(3600);
-    let running = br#"{"imports":1,"job":{"id":"x","status":"PROCESSING"}}"#;
-    let completed = br#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#;
+    let running = running();
+    let completed = Response::new(&br#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#[..]);
     let started = Instant::now();
-    let mut scheduler =
-        Scheduler::new(Policy::default(), 1).with_budget(Budget::new(1000.0, 200), t0());
+    let mut set: JobSet =
+        JobSet::new(config(), Policy::default(), t0(), 1).with_budget(Budget::new(1000.0, 200), t0());
     for i in 0..10_000 {
-        let _ = scheduler.add(job(i), t0());
+        let _ = set.add_job(job(i), t0());
     }
     let (mut now, mut requests, mut done) = (t0(), 0u64, 0usize);
-    loop {
-        match scheduler.poll(now) {
-            SchedulerAction::Send(key) => {
-                requests += 1;
-                let body: &[u8] = if now >= hour { completed } else { running };
-                scheduler.handle_response(key, config.parse_status(&Response::new(body)), now);
+    while !set.is_empty() {
+        while let Some(t) = set.poll_transmit(now) {
+            requests += 1;
+            let answer = if now >= hour { &completed } else { &running };
+            set.handle_response(t.id, answer, now);
+        }
+        while let Some((_, event)) = set.poll_event() {
+            if let Event::Done(_) = event {
+                done += 1;
             }
-            SchedulerAction::Wait(t) => now = t,
-            SchedulerAction::Done(..) => done += 1,
-            SchedulerAction::Idle => break,
+        }
+        if let Some(t) = set.poll_timeout() {
+            now = now.max(t);
         }
     }
     assert_eq!(done, 10_000);
@@ -180,11 +186,8 @@ fn kib(field: &str) -> Option<u64> {
 }
 
 fn sizes_and_hour() {
-    println!("size_of::<Poller>() = {} bytes", size_of::<Poller>());
-    println!(
-        "size_of::<PollerState>() = {} bytes",
-        size_of::<PollerState>()
-    );
+    println!("size_of::<Job>() = {} bytes", size_of::<Job>());
+    println!("size_of::<SavedJob>() = {} bytes", size_of::<SavedJob>());
     let before = kib("VmRSS:");
     let (wall, jobs, requests) = simulated_hour();
     let peak = kib("VmHWM:");

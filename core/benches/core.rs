@@ -154,8 +154,8 @@ fn simulated_hour() -> (Duration, usize, u64) {
     let running = running();
     let completed = Response::new(&br#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#[..]);
     let started = Instant::now();
-    let mut set: JobSet =
-        JobSet::new(config(), Policy::default(), t0(), 1).with_budget(Budget::new(1000.0, 200), t0());
+    let mut set: JobSet = JobSet::new(config(), Policy::default(), t0(), 1)
+        .with_budget(Budget::new(1000.0, 200), t0());
     for i in 0..10_000 {
         let _ = set.add_job(job(i), t0());
     }

@@ -9,13 +9,15 @@
 //! printed (`VmHWM`) is the client's alone: the items sent, the pages read back and the
 //! reports that hold them all.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fullstory_batch_fake::{FakeServer, OrgLimits};
 use fullstory_batch_hyper::{
-    ApiKey, BaseUrl, Client, ClientOptions, Config, EventRequest, ImportOutcome, Policy,
+    ApiKey, BaseUrl, Client, ClientOptions, Config, Event, EventRequest, FailedItem, JobKey,
+    Outcome, Policy,
 };
 
 const KEY: &str = "import-100k-key";
@@ -60,21 +62,29 @@ async fn import(base_url: &str, n: usize) -> Result<(usize, usize), Box<dyn std:
             ..EventRequest::default()
         })
         .collect();
-    let policy = Policy {
-        initial_interval: Duration::from_millis(200),
-        max_interval: Duration::from_secs(1),
-        timeout: Some(Duration::from_secs(600)),
-        ..Policy::default()
-    };
-    let reports = client.import_all(items, 50_000, 2, policy).await?;
-    for report in &reports {
-        if !matches!(report.outcome, ImportOutcome::Finished(_)) {
-            return Err(format!("a batch stopped: {:?}", report.outcome).into());
+    let policy = Policy::builder()
+        .min_interval(Duration::from_millis(200))
+        .max_interval(Duration::from_secs(1))
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    let mut run = client.import_all(futures_util::stream::iter(items), 50_000, 2, policy);
+    // Every item read back is held, batch by batch, as a caller gathering reports would.
+    let mut reports: BTreeMap<JobKey, (Vec<EventRequest>, Vec<FailedItem<EventRequest>>)> =
+        BTreeMap::new();
+    while let Some((key, event)) = run.next().await {
+        let report = reports.entry(key).or_default();
+        match event {
+            Event::Imported(items) => report.0.extend(items),
+            Event::Failed(items) => report.1.extend(items),
+            Event::Done(Outcome::Stopped(stopped)) => {
+                return Err(format!("a batch stopped: {stopped:?}").into());
+            }
+            _ => {}
         }
     }
     Ok((
-        reports.iter().map(|r| r.imported.len()).sum(),
-        reports.iter().map(|r| r.failed.len()).sum(),
+        reports.values().map(|r| r.0.len()).sum(),
+        reports.values().map(|r| r.1.len()).sum(),
     ))
 }
 

@@ -5,9 +5,11 @@
 //! cargo run --release -p fullstory-batch-hyper --example many_jobs -- [JOBS] [--multi-thread] [--interval-ms N]
 //! ```
 //!
-//! Jobs run 2 s on the fake. Each is polled first at once, then every `--interval-ms`
-//! (default 500, growing 1.5x up to 2 s); a small interval such as 1 makes the run
-//! request-bound, so requests/s shows the client's throughput.
+//! Jobs run 2 s on the fake. Each is polled first at once, then as the core's schedule
+//! says: by default at 40 % of the job's age, from 500 ms up to 2 s; with `--interval-ms N`
+//! every N ms exactly. N is at least 100 (`fullstory_batch::MIN_INTERVAL`: the core refuses
+//! a policy that would flood the API); 100 makes the run request-bound, so requests/s
+//! shows the client's throughput.
 //!
 //! The fake runs in a child process (this same binary, re-run with `--serve-fake`), so the
 //! peak RSS printed (`VmHWM` of `/proc/self/status`) is the client's alone.
@@ -18,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use fullstory_batch_fake::{FakeServer, OrgLimits, Resource as FakeResource};
 use fullstory_batch_hyper::{
-    ApiKey, BaseUrl, Budget, Client, ClientOptions, Config, JobId, JobRef, Outcome, Policy,
-    Resource,
+    ApiKey, BaseUrl, Budget, Client, ClientOptions, Config, JobId, JobRef, Policy, Resource,
 };
 
 const KEY: &str = "many-jobs-key";
@@ -81,6 +82,18 @@ async fn client_side(
     jobs: usize,
     interval_ms: Option<u64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Checked before the fake starts: the core refuses an interval under 100 ms.
+    let policy = match interval_ms {
+        None => Policy::builder()
+            .min_interval(Duration::from_millis(500))
+            .max_interval(Duration::from_secs(2)),
+        Some(ms) => Policy::builder()
+            .min_interval(Duration::from_millis(ms))
+            .max_interval(Duration::from_millis(ms))
+            .poll_jitter(0.0),
+    }
+    .timeout(Duration::from_secs(120))
+    .build()?;
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args([jobs.to_string(), "--serve-fake".to_owned()])
@@ -103,31 +116,14 @@ async fn client_side(
     let options = ClientOptions::new();
     let connections = options.max_connections();
     let client = Client::new(config, options)?;
-    let policy = match interval_ms {
-        None => Policy {
-            initial_interval: Duration::from_millis(500),
-            max_interval: Duration::from_secs(2),
-            ..Policy::default()
-        },
-        Some(ms) => Policy {
-            initial_interval: Duration::from_millis(ms),
-            max_interval: Duration::from_millis(ms),
-            multiplier: 1.0,
-            ..Policy::default()
-        },
-    }
-    .with_timeout(Duration::from_secs(120));
     let budget = Budget::new(50_000.0, 1_000);
 
     let before = memory("VmRSS");
     let started = Instant::now();
-    let results = client.wait_many(refs, policy, budget).await;
+    let results = client.wait_many(refs, policy, budget).outcomes().await;
     let took = started.elapsed();
 
-    let completed = results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Completed(_)))
-        .count();
+    let completed = results.iter().filter(|(_, o)| o.is_completed()).count();
     drop(child.stdin.take());
     let requests: u64 = lines
         .find_map(|l| l.ok()?.strip_prefix("requests ")?.parse().ok())

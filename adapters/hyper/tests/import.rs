@@ -1,125 +1,58 @@
-//! The whole import on tokio against the fake: create, wait, pages, streams, many batches.
+//! The async import API on tokio: the importer's stream, pages and resume of an existing
+//! job, and `import_all` across batches. (`Client::import` end to end is in the
+//! conformance suite.)
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use fullstory_batch_fake::{Fault, OrgLimits, Route, Script};
+use fullstory_batch_fake::OrgLimits;
 use fullstory_batch_hyper::{
-    ClientOptions, EventRequest, IdempotencyKey, ImportEvent, ImportOutcome, JobId, JobState,
-    PageKind, ValidationError,
+    ClientOptions, Event, EventRequest, JobState, Outcome, PageKind, Stage, StopReason,
+    ValidationError,
 };
 use futures_util::StreamExt;
 
-fn events(n: usize, bad: usize) -> Vec<EventRequest> {
-    (0..n)
-        .map(|i| EventRequest {
-            name: if i % 1000 < bad {
-                format!("bad-{i}")
-            } else {
-                format!("event-{i}")
-            },
-            ..EventRequest::default()
-        })
-        .collect()
-}
-
-fn final_state(outcome: &ImportOutcome) -> JobState {
-    match outcome {
-        ImportOutcome::Finished(status) => status.job.status.clone(),
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn partial_failure_across_pages() {
-    let fake = fake_builder()
-        .processing_time(Duration::from_millis(100))
-        .page_size(6)
-        .start()
-        .await
-        .unwrap();
-    let client = client(fake.base_url(), ClientOptions::default());
-    let report = client
-        .import(&events(40, 5), None, fast_policy())
-        .await
-        .unwrap();
-    assert_eq!(final_state(&report.outcome), JobState::Failed);
-    assert_eq!((report.imported.len(), report.failed.len()), (35, 5));
-    assert_eq!(
-        fake.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/imports"))
-            .count(),
-        6
-    );
-    assert_eq!(
-        fake.requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/errors"))
-            .count(),
-        1
-    );
-}
-
-#[tokio::test]
-async fn a_lost_create_answer_makes_one_job() {
-    let fake = fake_builder()
-        .processing_time(Duration::from_millis(50))
-        .start()
-        .await
-        .unwrap();
-    fake.script(
-        Script::on(Route::Create)
-            .nth(1)
-            .respond(Fault::AcceptThenFail),
-    );
-    let client = client(fake.base_url(), ClientOptions::default());
-    let key = IdempotencyKey::new("hyper-import-1").unwrap();
-    let report = client
-        .import(&events(3, 0), Some(key), fast_policy())
-        .await
-        .unwrap();
-    assert_eq!(final_state(&report.outcome), JobState::Completed);
-    assert_eq!(fake.jobs_created(), 1);
-}
-
 #[tokio::test]
 async fn the_stream_yields_created_first_and_done_last() {
-    let fake = fake_builder()
-        .processing_time(Duration::from_millis(100))
+    // Longer than the first poll's wait after the create (`min_interval`), so the job is
+    // seen running once.
+    let fake = fake()
+        .processing_time(Duration::from_millis(300))
         .page_size(2)
         .start()
         .await
         .unwrap();
     let client = client(fake.base_url(), ClientOptions::default());
-    let events: Vec<ImportEvent<EventRequest>> = client
+    let events: Vec<Event<EventRequest>> = client
         .importer(&events(5, 1), None, fast_policy())
         .unwrap()
         .into_stream()
+        .map(|(_, event)| event)
         .collect()
         .await;
     assert!(
-        matches!(events.first(), Some(ImportEvent::Created(_))),
+        matches!(events.first(), Some(Event::Created(_))),
         "{:?}",
         events.first()
     );
     assert!(matches!(
         events.last(),
-        Some(ImportEvent::Done(ImportOutcome::Finished(_)))
+        Some(Event::Done(Outcome::Finished(_)))
     ));
-    assert!(events.iter().any(|e| matches!(e, ImportEvent::Progress(_))));
+    assert!(events.iter().any(|e| matches!(e, Event::Progress(_))));
     let pages = events
         .iter()
-        .filter(|e| matches!(e, ImportEvent::Imported(_)))
+        .filter(|e| matches!(e, Event::Imported(_)))
         .count();
     assert_eq!(pages, 2, "4 items in pages of 2");
 }
 
 #[tokio::test]
 async fn error_pages_of_an_existing_job() {
-    let fake = fake_builder()
+    let fake = fake()
         .processing_time(Duration::ZERO)
         .start()
         .await
@@ -129,13 +62,12 @@ async fn error_pages_of_an_existing_job() {
         .collect();
     let id = fake.insert_job(fullstory_batch_fake::Resource::Events, items);
     let client = client(fake.base_url(), ClientOptions::default());
-    let mut pages =
-        client.pages::<EventRequest>(JobId::new(id).unwrap(), PageKind::Errors, fast_policy());
+    let mut pages = client.pages::<EventRequest>(events_job(&id), PageKind::Errors, fast_policy());
     let mut failed = 0;
-    while let Some(event) = pages.next().await {
+    while let Some((_, event)) = pages.next().await {
         match event {
-            ImportEvent::Failed(items) => failed += items.len(),
-            ImportEvent::Imported(_) => panic!("only error pages were asked for"),
+            Event::Failed(items) => failed += items.len(),
+            Event::Imported(_) => panic!("only error pages were asked for"),
             _ => {}
         }
     }
@@ -143,48 +75,131 @@ async fn error_pages_of_an_existing_job() {
 }
 
 #[tokio::test]
-async fn validation_sends_nothing() {
-    let fake = fake_builder().start().await.unwrap();
-    let client = client(fake.base_url(), ClientOptions::default());
-    let err = client
-        .import_all(Vec::<EventRequest>::new(), 50_000, 2, fast_policy())
+async fn resume_import_reads_every_page_of_an_existing_job() {
+    let fake = fake()
+        .processing_time(Duration::from_millis(100))
+        .page_size(3)
+        .start()
         .await
-        .unwrap_err();
-    assert_eq!(err, ValidationError::Empty);
-    assert!(fake.requests().is_empty());
+        .unwrap();
+    let items = (0..9)
+        .map(|i| serde_json::json!({"name": if i < 2 { "bad" } else { "ok" }}))
+        .collect();
+    let id = fake.insert_job(fullstory_batch_fake::Resource::Events, items);
+    let client = client(fake.base_url(), ClientOptions::default());
+    let report = client
+        .resume_import::<EventRequest>(events_job(&id), fast_policy())
+        .report()
+        .await;
+    assert_eq!(
+        report.outcome.status().map(|s| s.job.status.clone()),
+        Some(JobState::Failed)
+    );
+    assert_eq!((report.imported.len(), report.failed.len()), (7, 2));
+    assert!(
+        fake.requests().iter().all(|r| r.method == "GET"),
+        "no create"
+    );
+
+    let report = client
+        .resume_import::<EventRequest>(events_job("nope"), fast_policy())
+        .report()
+        .await;
+    let Outcome::Stopped(stop) = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!((stop.stage, stop.reason.kind()), (Stage::Wait, "not_found"));
 }
 
-/// 120,000 items make three jobs of at most 50,000, never more than two in progress.
+/// 12,000 items in batches of 5,000 make three jobs, never more than two in progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_and_twenty_thousand_items_make_three_jobs_two_at_a_time() {
-    let fake = fake_builder()
+async fn import_all_makes_three_jobs_two_at_a_time() {
+    let fake = fake()
         .processing_time(Duration::from_millis(300))
-        .page_size(10_000)
+        .page_size(1_000)
         .org_limits(OrgLimits::unlimited())
         .start()
         .await
         .unwrap();
     let client = client(fake.base_url(), ClientOptions::default());
-    let policy = fullstory_batch_hyper::Policy {
-        timeout: Some(Duration::from_secs(120)),
-        ..fast_policy()
-    };
-    let reports = client
-        .import_all(events(120_000, 2), 50_000, 2, policy)
-        .await
-        .unwrap();
-    assert_eq!(reports.len(), 3);
-    let counts: Vec<(usize, usize)> = reports
-        .iter()
-        .map(|r| (r.imported.len(), r.failed.len()))
-        .collect();
-    assert_eq!(counts, [(49_900, 100), (49_900, 100), (19_960, 40)]);
+    let policy = fast_policy_with_timeout(Duration::from_secs(60));
+    let mut run = client.import_all(
+        futures_util::stream::iter(events(12_000, 2)),
+        5_000,
+        2,
+        policy,
+    );
+    let mut counts: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    while let Some((key, event)) = run.next().await {
+        let entry = counts.entry(key.index()).or_default();
+        match event {
+            Event::Imported(items) => entry.0 += items.len(),
+            Event::Failed(items) => entry.1 += items.len(),
+            Event::Done(outcome) => {
+                assert!(outcome.status().is_some(), "{key:?}: {outcome:?}");
+            }
+            _ => {}
+        }
+    }
+    let counts: Vec<_> = counts.into_values().collect();
+    assert_eq!(counts, [(4_990, 10), (4_990, 10), (1_996, 4)]);
     let mut jobs = fake.jobs();
     jobs.sort_by_key(|j| j.created);
     assert_eq!(
         jobs.iter().map(|j| j.items).collect::<Vec<_>>(),
-        [50_000, 50_000, 20_000]
+        [5_000, 5_000, 2_000]
     );
     // The third job was created only after one of the first two had finished.
     assert!(jobs[2].created >= jobs[0].finishes.min(jobs[1].finishes));
+}
+
+#[tokio::test]
+async fn import_all_stops_the_input_at_an_invalid_item() {
+    let fake = fake()
+        .processing_time(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let mut items = events(25, 0);
+    items[12].name.clear();
+    let client = client(fake.base_url(), ClientOptions::default());
+    let outcomes: BTreeMap<u64, Outcome> = client
+        .import_all(futures_util::stream::iter(items), 10, 2, fast_policy())
+        .outcomes()
+        .await
+        .into_iter()
+        .map(|(key, outcome)| (key.index(), outcome))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes[&0].is_completed(), "{:?}", outcomes[&0]);
+    let Outcome::Stopped(stop) = &outcomes[&1] else {
+        panic!("{:?}", outcomes[&1])
+    };
+    assert_eq!((stop.stage, stop.job.as_ref()), (Stage::Create, None));
+    assert!(
+        matches!(
+            &stop.reason,
+            StopReason::InvalidInput(ValidationError::Item { index: 12, .. })
+        ),
+        "{stop:?}"
+    );
+    assert_eq!(
+        fake.jobs_created(),
+        1,
+        "nothing after the bad item was sent"
+    );
+}
+
+#[tokio::test]
+async fn import_all_of_nothing_sends_nothing() {
+    let fake = fake().start().await.unwrap();
+    let client = client(fake.base_url(), ClientOptions::default());
+    let mut run = client.import_all(
+        futures_util::stream::iter(Vec::<EventRequest>::new()),
+        10,
+        2,
+        fast_policy(),
+    );
+    assert!(run.next().await.is_none());
+    assert!(fake.requests().is_empty());
 }

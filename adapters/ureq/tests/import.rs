@@ -1,121 +1,57 @@
-//! The whole import against the fake: create, wait, every page, through faults.
+//! The blocking import API against the fake: the importer's events, pages and resume of
+//! an existing job, and `import_all` across batches. (`Client::import` end to end is in
+//! the conformance suite.)
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use fullstory_batch_fake::{Fault, Route, Script};
 use fullstory_batch_ureq::{
-    EventRequest, IdempotencyKey, ImportEvent, ImportOutcome, JobId, JobState, PageKind, Stage,
-    UserRequest, ValidationError,
+    Event, EventRequest, JobState, Outcome, PageKind, Stage, StopReason, ValidationError,
 };
 
-fn events(n: usize, bad: usize) -> Vec<EventRequest> {
-    (0..n)
-        .map(|i| EventRequest {
-            name: if i < bad {
-                format!("bad-{i}")
-            } else {
-                format!("event-{i}")
-            },
-            ..EventRequest::default()
-        })
-        .collect()
-}
-
-fn finished_status(outcome: &ImportOutcome) -> JobState {
-    match outcome {
-        ImportOutcome::Finished(status) => status.job.status.clone(),
-        other => panic!("{other:?}"),
-    }
-}
-
 #[test]
-fn events_with_a_partial_failure_across_many_pages() {
+fn the_importer_yields_created_first_and_done_last() {
+    // Longer than the first poll's wait after the create (`min_interval`), so the job is
+    // seen running once.
     let fake = fake()
-        .processing_time(Duration::from_millis(200))
-        .page_size(7)
+        .processing_time(Duration::from_millis(300))
+        .page_size(2)
         .start_blocking()
         .unwrap();
-    let client = client(fake.base_url());
-    let report = client.import(&events(50, 4), None, fast_policy()).unwrap();
-    assert_eq!(finished_status(&report.outcome), JobState::Failed);
-    assert_eq!((report.imported.len(), report.failed.len()), (46, 4));
-    assert!(
-        report
-            .failed
-            .iter()
-            .all(|f| f.item.as_ref().is_some_and(|e| e.name.starts_with("bad-")))
-    );
-    assert!(
-        report
-            .failed
-            .iter()
-            .all(|f| !f.code.is_empty() && !f.message.is_empty())
-    );
-    let pages = fake
-        .requests()
+    let events: Vec<Event<EventRequest>> = client(fake.base_url())
+        .importer(&events(5, 1), None, fast_policy())
+        .unwrap()
+        .map(|(_, event)| event)
+        .collect();
+    let Some(Event::Created(job)) = events.first() else {
+        panic!("{:?}", events.first())
+    };
+    assert_eq!(fake.job(job.id.as_str()).map(|j| j.items), Some(5));
+    assert!(matches!(
+        events.last(),
+        Some(Event::Done(Outcome::Finished(_)))
+    ));
+    assert!(events.iter().any(|e| matches!(e, Event::Progress(_))));
+    let imported = events
         .iter()
-        .filter(|r| r.path.ends_with("/imports"))
+        .filter(|e| matches!(e, Event::Imported(_)))
         .count();
-    assert_eq!(pages, 7, "46 items in pages of 7");
-    assert_eq!(fake.jobs_created(), 1);
-}
-
-#[test]
-fn users_completed_reads_no_error_pages() {
-    let fake = fake()
-        .processing_time(Duration::from_millis(100))
-        .start_blocking()
-        .unwrap();
-    let client = client(fake.base_url());
-    let users: Vec<UserRequest> = (0..5)
-        .map(|i| UserRequest {
-            uid: Some(format!("u{i}")),
-            ..UserRequest::default()
-        })
-        .collect();
-    let report = client.import(&users, None, fast_policy()).unwrap();
-    assert_eq!(finished_status(&report.outcome), JobState::Completed);
-    assert_eq!(report.imported.len(), 5);
-    assert_eq!(report.imported[0].uid.as_deref(), Some("u0"));
-    assert!(fake.requests().iter().all(|r| !r.path.ends_with("/errors")));
-}
-
-#[test]
-fn a_create_accepted_then_lost_is_retried_without_a_second_job() {
-    let fake = fake()
-        .processing_time(Duration::from_millis(100))
-        .start_blocking()
-        .unwrap();
-    fake.script(
-        Script::on(Route::Create)
-            .nth(1)
-            .respond(Fault::AcceptThenFail),
-    );
-    let client = client(fake.base_url());
-    let key = IdempotencyKey::new("import-42").unwrap();
-    let report = client
-        .import(&events(3, 0), Some(key), fast_policy())
-        .unwrap();
-    assert_eq!(finished_status(&report.outcome), JobState::Completed);
-    assert_eq!(fake.jobs_created(), 1, "exactly one job exists");
-    let creates: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
-    assert_eq!(creates.len(), 2);
-    assert!(
-        creates
-            .iter()
-            .all(|r| r.header("idempotency-key") == Some("import-42"))
+    let failed = events
+        .iter()
+        .filter(|e| matches!(e, Event::Failed(_)))
+        .count();
+    assert_eq!(
+        (imported, failed),
+        (2, 1),
+        "4 items in pages of 2, then 1 failure"
     );
 }
 
 #[test]
-fn pages_of_a_job_read_while_it_still_processes_wait_first() {
+fn pages_of_a_job_still_processing_wait_first() {
     let fake = fake()
         .processing_time(Duration::from_millis(300))
         .start_blocking()
@@ -128,68 +64,57 @@ fn pages_of_a_job_read_while_it_still_processes_wait_first() {
     );
     let client = client(fake.base_url());
     let failed: Vec<_> = client
-        .pages::<EventRequest>(JobId::new(id).unwrap(), PageKind::Errors, fast_policy())
-        .filter_map(|e| match e {
-            ImportEvent::Failed(items) => Some(items),
-            ImportEvent::Imported(_) => panic!("only error pages were asked for"),
+        .pages::<EventRequest>(events_job(&id), PageKind::Errors, fast_policy())
+        .filter_map(|(_, e)| match e {
+            Event::Failed(items) => Some(items),
+            Event::Imported(_) => panic!("only error pages were asked for"),
             _ => None,
         })
         .flatten()
         .collect();
     assert_eq!(failed.len(), 2);
+    assert!(status_requests(&fake, &id).len() >= 2, "it waited first");
 }
 
 #[test]
-fn a_failed_page_request_is_retried() {
+fn resume_import_reads_every_page_of_an_existing_job() {
     let fake = fake()
-        .processing_time(Duration::from_millis(50))
+        .processing_time(Duration::from_millis(100))
+        .page_size(3)
         .start_blocking()
         .unwrap();
-    fake.script(Script::on(Route::Imports).nth(1).respond(Fault::Http503 {
-        retry_after: None,
-        html: true,
-    }));
-    let client = client(fake.base_url());
-    let report = client.import(&events(4, 0), None, fast_policy()).unwrap();
-    assert_eq!(report.imported.len(), 4);
-}
-
-#[test]
-fn validation_errors_send_nothing() {
-    let fake = fake().start_blocking().unwrap();
-    let client = client(fake.base_url());
-    let mut items = events(3, 0);
-    items[1].name.clear();
-    let err = client.import(&items, None, fast_policy()).unwrap_err();
-    assert_eq!(
-        err,
-        ValidationError::Item {
-            index: 1,
-            field: "name",
-            problem: "is required"
-        }
+    let id = fake.insert_job(
+        fullstory_batch_fake::Resource::Events,
+        (0..9)
+            .map(|i| serde_json::json!({"name": if i < 2 { "bad" } else { "ok" }}))
+            .collect(),
     );
-    assert!(fake.requests().is_empty());
-}
-
-#[test]
-fn a_dead_job_id_stops_with_not_found() {
-    let fake = fake().start_blocking().unwrap();
-    let client = client(fake.base_url());
-    let report = client
-        .resume_import::<EventRequest>(JobId::new("nope").unwrap(), fast_policy())
+    let report = client(fake.base_url())
+        .resume_import::<EventRequest>(events_job(&id), fast_policy())
         .report();
-    assert!(
-        matches!(
-            report.outcome,
-            ImportOutcome::Stopped {
-                stage: Stage::Wait,
-                ..
-            }
-        ),
-        "{:?}",
-        report.outcome
+    assert_eq!(
+        report.outcome.status().map(|s| s.job.status.clone()),
+        Some(JobState::Failed)
     );
+    assert_eq!((report.imported.len(), report.failed.len()), (7, 2));
+    assert_eq!(report.job, Some(events_job(&id)));
+    assert!(
+        fake.requests().iter().all(|r| r.method == "GET"),
+        "no create"
+    );
+}
+
+#[test]
+fn resume_import_of_a_dead_job_stops_waiting() {
+    let fake = fake().start_blocking().unwrap();
+    let report = client(fake.base_url())
+        .resume_import::<EventRequest>(events_job("nope"), fast_policy())
+        .report();
+    let Outcome::Stopped(stop) = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(stop.stage, Stage::Wait);
+    assert_eq!(stop.reason.kind(), "not_found");
 }
 
 #[test]
@@ -199,22 +124,19 @@ fn import_all_splits_into_batches_with_two_in_progress() {
         .page_size(4)
         .start_blocking()
         .unwrap();
-    let client = client(fake.base_url());
-    let run = client
-        .import_all(events(25, 0), 10, 2, fast_policy())
-        .unwrap();
+    let run = client(fake.base_url()).import_all(events(25, 0), 10, 2, fast_policy());
     let (mut active, mut most, mut imported, mut done) = (0usize, 0usize, 0usize, Vec::new());
     for (batch, event) in run {
         match event {
-            ImportEvent::Created(_) => {
+            Event::Created(_) => {
                 active += 1;
                 most = most.max(active);
             }
-            ImportEvent::Imported(items) => imported += items.len(),
-            ImportEvent::Done(outcome) => {
-                assert_eq!(finished_status(&outcome), JobState::Completed);
+            Event::Imported(items) => imported += items.len(),
+            Event::Done(outcome) => {
+                assert!(outcome.is_completed(), "{outcome:?}");
                 active -= 1;
-                done.push(batch);
+                done.push(batch.index());
             }
             _ => {}
         }
@@ -225,4 +147,47 @@ fn import_all_splits_into_batches_with_two_in_progress() {
     let mut sizes: Vec<usize> = fake.jobs().iter().map(|j| j.items).collect();
     sizes.sort_unstable();
     assert_eq!(sizes, [5, 10, 10]);
+}
+
+#[test]
+fn import_all_stops_the_input_at_an_invalid_item() {
+    let fake = fake()
+        .processing_time(Duration::from_millis(100))
+        .start_blocking()
+        .unwrap();
+    let mut items = events(25, 0);
+    items[12].name.clear();
+    let outcomes: BTreeMap<u64, Outcome> = client(fake.base_url())
+        .import_all(items, 10, 2, fast_policy())
+        .outcomes()
+        .into_iter()
+        .map(|(key, outcome)| (key.index(), outcome))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes[&0].is_completed(), "{:?}", outcomes[&0]);
+    let Outcome::Stopped(stop) = &outcomes[&1] else {
+        panic!("{:?}", outcomes[&1])
+    };
+    assert_eq!((stop.stage, stop.job.as_ref()), (Stage::Create, None));
+    assert!(
+        matches!(
+            &stop.reason,
+            StopReason::InvalidInput(ValidationError::Item { index: 12, .. })
+        ),
+        "{stop:?}"
+    );
+    assert_eq!(
+        fake.jobs_created(),
+        1,
+        "nothing after the bad item was sent"
+    );
+}
+
+#[test]
+fn import_all_of_nothing_sends_nothing() {
+    let fake = fake().start_blocking().unwrap();
+    let mut run =
+        client(fake.base_url()).import_all(Vec::<EventRequest>::new(), 10, 2, fast_policy());
+    assert!(run.next().is_none());
+    assert!(fake.requests().is_empty());
 }

@@ -1,0 +1,77 @@
+//! The shared conformance suite (`fullstory-batch-conformance`) run against this adapter.
+
+use fullstory_batch_conformance::{Adapter, Options};
+use fullstory_batch_ureq::{
+    BatchItem, Budget, Client, ClientOptions, Config, Error, Event, IdempotencyKey, ImportReport,
+    JobKey, JobRef, JobStatusResponse, Outcome, Policy, RootCertificate, ValidationError,
+};
+
+struct Ureq(Client);
+
+impl Adapter for Ureq {
+    const NAME: &'static str = "ureq";
+
+    fn new(config: Config, options: Options) -> Self {
+        let mut roots: Vec<RootCertificate> = options
+            .roots_der
+            .into_iter()
+            .map(|der| RootCertificate::from_der(der).expect("a valid root"))
+            .collect();
+        for pem in &options.roots_pem {
+            roots.extend(RootCertificate::from_pem(pem.as_bytes()).expect("valid roots"));
+        }
+        let options = ClientOptions::default()
+            .with_connect_timeout(options.connect_timeout)
+            .with_request_timeout(options.request_timeout)
+            .with_max_idle_connections(options.max_connections)
+            .with_root_certificates(roots);
+        Self(Client::with_options(config, options))
+    }
+
+    fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
+        self.0.status(job)
+    }
+
+    fn watch(&self, job: &JobRef, policy: Policy) -> Vec<Event> {
+        self.0.watch(job.clone(), policy).map(|(_, e)| e).collect()
+    }
+
+    fn wait(&self, job: &JobRef, policy: Policy) -> Outcome {
+        self.0.wait(job, policy)
+    }
+
+    fn wait_many(
+        &self,
+        jobs: Vec<JobRef>,
+        policy: Policy,
+        budget: Budget,
+    ) -> Vec<(JobKey, Outcome)> {
+        self.0.wait_many(jobs, policy, budget).outcomes()
+    }
+
+    fn import<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<ImportReport<T>, ValidationError> {
+        self.0.import(items, key, policy)
+    }
+
+    fn debug(&self) -> String {
+        format!("{:?}", self.0)
+    }
+
+    fn trace_marks(job_id: &str) -> Vec<String> {
+        vec![
+            // `Client::status` has a span of its own.
+            "fullstory_batch.status".to_owned(),
+            format!("job={job_id}"),
+            // A transport failure is a warning with its kind; each sleep is logged.
+            "kind=\"reset\"".to_owned(),
+            "wait_ms=".to_owned(),
+        ]
+    }
+}
+
+fullstory_batch_conformance::suite!(Ureq);

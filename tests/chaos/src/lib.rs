@@ -20,3 +20,8 @@
 //!
 //! Add `-- --nocapture` to see the summary lines.
 #![forbid(unsafe_code)]
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

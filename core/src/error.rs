@@ -474,7 +474,7 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 
 /// One call that went wrong: the server answered with an error, or no answer came.
 ///
-/// This is the error type of every adapter's single call, and what a [`crate::Poller`] keeps
+/// This is the error type of every adapter's single call, and what a [`crate::Job`] keeps
 /// of the last failure.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -595,7 +595,7 @@ impl TransportKind {
 /// A request that got no usable answer, with the HTTP client's own error as `source()`.
 ///
 /// The core never makes one itself: adapters (or your own driver) do, and hand it to
-/// [`crate::Poller::handle_transport_error`].
+/// [`crate::Job::handle_send_failed`].
 #[derive(Debug, Clone)]
 pub struct TransportError {
     /// What kind of failure.

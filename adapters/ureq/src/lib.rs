@@ -100,9 +100,11 @@
 //! complete `Reset`, a body over the limit `BodyTooLarge`, the rest `Other`.
 //!
 //! # Tracing
-//! Each request runs in a `fullstory_batch.status` span with the job's `resource`, `job` id
-//! and `attempt`; a debug event gives the HTTP `status` and time taken, a warning the kind of
-//! a transport failure; waits are logged with `wait_ms`. The API key is never recorded.
+//! Each request a machine sends runs in a `fullstory_batch.request` span with `stage`
+//! (create, wait, imports, errors), `attempt`, `path` (which holds the job id) and, once
+//! known, `http.status`; a debug event gives the time taken, a warning the kind of a
+//! transport failure; waits are logged with `wait_ms`. [`Client::status`] runs in a
+//! `fullstory_batch.status` span with `resource` and `job`. The API key is never recorded.
 //! (ureq's own `log` output at trace level dumps raw request bytes, header included: keep
 //! `ureq_proto` below trace in production.)
 //!

@@ -1,6 +1,8 @@
 //! Bring your own runtime: the core driven by a hand-made HTTP/1.1 client over a plain
 //! `TcpStream`, with no adapter. The transport is a closure; everything else (what to send,
-//! what the answer means, when to ask again) is the core's.
+//! what the answer means, when to ask again, when to give up) is the core's [`Job`], run
+//! with its loop: take events, send what `poll_transmit` gives, sleep until
+//! `poll_timeout`, hand back each answer.
 //!
 //! `cargo run -p fsbatch --example custom_transport`
 
@@ -10,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use fullstory_batch::http::{Request, Response};
 use fullstory_batch::{
-    Action, ApiKey, BaseUrl, Config, JobId, JobRef, Outcome, Policy, Poller, Resource,
+    ApiKey, BaseUrl, Config, Event, Job, JobId, JobRef, Outcome, Policy, Resource, Transmit,
     TransportError, TransportKind,
 };
 use fullstory_batch_fake::FakeServer;
@@ -28,48 +30,79 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::new(ApiKey::new("my-key")?)
         .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
     let job = JobRef::new(Resource::Events, JobId::new(id)?);
-    let outcome = wait(&config, job, |request| send(&request));
+    let outcome = wait(config, job, send);
     match outcome {
-        Outcome::Completed(status) => println!("completed: {} imported", status.imports),
-        other => println!("ended: {other:?}"),
+        Outcome::Finished(status) => println!(
+            "{}: {} imported, {} failed",
+            status.job.status, status.imports, status.errors
+        ),
+        Outcome::Stopped(stopped) => println!("stopped: {stopped} ({:?})", stopped.reason),
     }
     Ok(())
 }
 
-/// The whole driver: the poller's loop with `thread::sleep` as the timer and any transport.
+/// The whole driver: the job's loop with `thread::sleep` as the timer and any transport,
+/// one request at a time (a job never has more than one out).
 fn wait(
-    config: &Config,
+    config: Config,
     job: JobRef,
-    mut transport: impl FnMut(Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError>,
+    mut transport: impl FnMut(&Transmit) -> Result<Response<Vec<u8>>, TransportError>,
 ) -> Outcome {
-    let mut poller = Poller::new(
-        job,
-        Policy::default().with_timeout(Duration::from_secs(60)),
-        SystemTime::now(),
-        7,
-    );
+    let policy = Policy::default().with_timeout(Duration::from_secs(60));
+    let mut machine: Job = Job::wait(config, job, policy, SystemTime::now(), 7);
     loop {
-        match poller.poll(SystemTime::now()) {
-            Action::Send { .. } => match transport(config.status_request(poller.job())) {
-                Ok(response) => {
-                    poller.handle_response(config.parse_status(&response), SystemTime::now())
-                }
-                Err(e) => poller.handle_transport_error(e, SystemTime::now()),
-            },
-            Action::Wait(until) => {
-                std::thread::sleep(until.duration_since(SystemTime::now()).unwrap_or_default())
+        // 1. Events: progress after each answer, `Done` last.
+        while let Some(event) = machine.poll_event() {
+            match event {
+                Event::Progress(p) => println!(
+                    "request {}: {:?}",
+                    p.attempts,
+                    p.last_status.map(|s| s.job.status)
+                ),
+                Event::Done(outcome) => return outcome,
+                _ => {}
             }
-            Action::AwaitResponse => {
-                unreachable!("this driver answers each request before polling again")
+        }
+        // 2. The request due now, if one is: send it and hand back what came of it.
+        if let Some(transmit) = machine.poll_transmit(SystemTime::now()) {
+            match transport(&transmit) {
+                Ok(response) => machine.handle_response(transmit.id, &response, SystemTime::now()),
+                Err(e) => machine.handle_send_failed(transmit.id, e, SystemTime::now()),
             }
-            Action::Done(outcome) => return outcome,
+            continue;
+        }
+        // 3. Nothing due: sleep until the machine's next wake-up.
+        if let Some(wake) = machine.poll_timeout() {
+            std::thread::sleep(wake.duration_since(SystemTime::now()).unwrap_or_default());
         }
     }
 }
 
 /// HTTP/1.1 by hand: one request per connection, `Content-Length` bodies, at most 1 MiB.
-fn send(request: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
-    let io = |kind| move |e: std::io::Error| TransportError::with_source(kind, e);
+/// The read timeout is 30 s, or less when the transmit's deadline (the policy's) is nearer.
+fn send(transmit: &Transmit) -> Result<Response<Vec<u8>>, TransportError> {
+    let request: &Request<Vec<u8>> = &transmit.request;
+    let io = |kind| {
+        move |e: std::io::Error| {
+            use std::io::ErrorKind::{TimedOut, WouldBlock};
+            let kind = if matches!(e.kind(), TimedOut | WouldBlock) {
+                TransportKind::Timeout
+            } else {
+                kind
+            };
+            TransportError::with_source(kind, e)
+        }
+    };
+    let mut timeout = Duration::from_secs(30);
+    if let Some(deadline) = transmit.deadline {
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if left.is_zero() {
+            return Err(TransportError::new(TransportKind::Timeout));
+        }
+        timeout = timeout.min(left);
+    }
     let authority = request
         .uri()
         .authority()
@@ -77,12 +110,12 @@ fn send(request: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError>
         .as_str();
     let mut stream = TcpStream::connect(authority).map_err(io(TransportKind::Connect))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(timeout))
         .map_err(io(TransportKind::Other))?;
     let mut head = format!(
         "{} {} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n",
         request.method(),
-        request.uri().path()
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
     );
     for (name, value) in request.headers() {
         head.push_str(&format!(

@@ -3,12 +3,12 @@
 //!
 //! `cargo run -p fsbatch --example hyper_wait`
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fullstory_batch_fake::FakeServer;
 use fullstory_batch_hyper::{
-    ApiKey, BaseUrl, Client, ClientOptions, Config, JobId, JobRef, Outcome, Policy,
-    ProgressSnapshot, Resource,
+    ApiKey, BaseUrl, Client, ClientOptions, Config, JobId, JobRef, Outcome, Policy, Progress,
+    Resource,
 };
 use tokio::sync::watch;
 
@@ -29,22 +29,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::new(config, ClientOptions::default())?;
     let job = JobRef::new(Resource::Users, JobId::new(id)?);
 
-    let (tx, mut rx) = watch::channel(ProgressSnapshot::default());
+    let (tx, mut rx) = watch::channel(Progress::default());
     let watcher = tokio::spawn(async move {
+        // Ends when the wait ends: it drops the sender.
         while rx.changed().await.is_ok() {
-            let snapshot = rx.borrow_and_update().clone();
+            let p = rx.borrow_and_update().clone();
+            let next = p.next_request.map(|at| {
+                at.duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_millis()
+            });
             println!(
-                "attempt {}: {:?}",
-                snapshot.attempts,
-                snapshot.last_status.map(|s| s.job.status)
+                "attempt {}: {:?}, next request in {next:?} ms",
+                p.attempts,
+                p.last_status.map(|s| s.job.status),
             );
         }
     });
     let outcome = client.wait_with_progress(&job, Policy::default(), tx).await;
     watcher.await?;
     match outcome {
-        Outcome::Completed(status) => println!("completed: {} imported", status.imports),
-        other => println!("ended: {other:?}"),
+        Outcome::Finished(status) => {
+            println!("{}: {} imported", status.job.status, status.imports)
+        }
+        Outcome::Stopped(stopped) => println!("stopped: {stopped}"),
     }
     Ok(())
 }

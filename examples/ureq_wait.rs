@@ -1,13 +1,13 @@
-//! Blocking: wait for a job with the ureq adapter, printing each status as it comes.
+//! Blocking: wait for a job with the ureq adapter, printing each status as it comes. The
+//! wait is an iterator of the job's events: a `Progress` after each answer, `Done` last.
 //!
 //! `cargo run -p fsbatch --example ureq_wait`
 
 use std::time::Duration;
 
-use fullstory_batch::BaseUrl;
 use fullstory_batch_fake::FakeServer;
 use fullstory_batch_ureq::{
-    ApiKey, Client, Config, Event, JobId, JobRef, Outcome, Policy, Resource,
+    ApiKey, BaseUrl, Client, Config, Event, JobId, JobRef, JobState, Outcome, Policy, Resource,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,19 +24,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
     let client = Client::new(config);
     let job = JobRef::new(Resource::Events, JobId::new(id)?);
-    for event in client.waiter(job, Policy::default().with_timeout(Duration::from_secs(60))) {
+    let policy = Policy::default().with_timeout(Duration::from_secs(60));
+    for (_, event) in client.watch(job, policy) {
         match event {
-            Event::Progress(s) => println!(
+            Event::Progress(p) => println!(
                 "attempt {}: {:?}",
-                s.attempts,
-                s.last_status.map(|s| s.job.status)
+                p.attempts,
+                p.last_status.map(|s| s.job.status)
             ),
-            Event::Done(Outcome::Completed(s)) => println!("completed: {} imported", s.imports),
-            Event::Done(Outcome::Failed(s)) => println!(
+            Event::Done(Outcome::Finished(s)) if s.job.status == JobState::Completed => {
+                println!("completed: {} imported", s.imports)
+            }
+            Event::Done(Outcome::Finished(s)) => println!(
                 "failed in part: {} imported, {} failed",
                 s.imports, s.errors
             ),
-            Event::Done(other) => println!("stopped: {other:?}"),
+            Event::Done(Outcome::Stopped(stopped)) => println!("stopped: {stopped}"),
+            _ => {}
         }
     }
     Ok(())

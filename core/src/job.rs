@@ -702,7 +702,7 @@ impl<T: BatchItem> Job<T> {
         }
     }
 
-    fn expects(&self, id: RequestId) -> bool {
+    pub(crate) fn expects(&self, id: RequestId) -> bool {
         self.outcome.is_none() && self.state.pacer.in_flight() && id == self.current_id()
     }
 

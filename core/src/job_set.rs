@@ -307,6 +307,9 @@ impl<T: BatchItem> JobSet<T> {
         let Some(job) = self.active.get_mut(&key) else {
             return;
         };
+        if !job.expects(id) {
+            return; // a stale answer changes nothing, a 429 included
+        }
         job.handle_response(id, response, now);
         self.answered = true;
         if is_rate_limited(response.status()) {

@@ -569,18 +569,19 @@ impl Pacer {
         if !matches!(error, Error::Transport(_)) {
             self.answered = true;
         }
+        // Kept even when this job stops here: a set pauses its other jobs by it.
+        if let Error::Api(e) = &error
+            && let Some(retry_after) = e.retry_after()
+        {
+            let floor = later(now, retry_after.delay(now, self.policy.retry_after_max));
+            self.not_before = self.not_before.max(floor);
+        }
         if !error.is_retryable() {
             return Err(Stop::GaveUp(error));
         }
         self.errors_in_row = self.errors_in_row.saturating_add(1);
         if self.errors_in_row >= self.policy.max_errors_in_row || self.unreachable(&error) {
             return Err(Stop::TooManyErrors(error));
-        }
-        if let Error::Api(e) = &error
-            && let Some(retry_after) = e.retry_after()
-        {
-            let floor = later(now, retry_after.delay(now, self.policy.retry_after_max));
-            self.not_before = self.not_before.max(floor);
         }
         let backoff = self.policy.error_wait(self.errors_in_row);
         // Equal jitter: half fixed, half random.

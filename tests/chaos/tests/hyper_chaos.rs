@@ -42,15 +42,21 @@ async fn run_all(
     let mut runs: Vec<Run> = futures_util::stream::iter(plans)
         .map(|plan| async move {
             let started = Instant::now();
-            let report = client
-                .import(&plan.items, plan.key.clone(), policy.clone())
-                .await
-                .expect("every planned batch is valid");
+            // The one job's events, as a stream, to its end.
+            let events: Vec<_> = client
+                .importer(&plan.items, plan.key.clone(), policy.clone())
+                .expect("every planned batch is valid")
+                .into_stream()
+                .collect()
+                .await;
+            let ended = Instant::now();
+            let (report, events) = common::report_of(events);
             Run {
                 plan,
                 started,
-                ended: Instant::now(),
+                ended,
                 report,
+                events,
             }
         })
         .buffer_unordered(concurrency)

@@ -34,15 +34,18 @@ fn run_all(client: &Client, plans: Vec<Plan>, policy: &Policy) -> Vec<Run> {
             scope.spawn(|| {
                 while let Some(plan) = plans.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let started = Instant::now();
-                    let report = client
-                        .import(&plan.items, plan.key.clone(), policy.clone())
+                    // The run is an iterator of the one job's events, to its end.
+                    let events = client
+                        .importer(&plan.items, plan.key.clone(), policy.clone())
                         .expect("every planned batch is valid");
+                    let (report, events) = common::report_of(events);
                     let ended = Instant::now();
                     let run = Run {
                         plan: plan.clone(),
                         started,
                         ended,
                         report,
+                        events,
                     };
                     runs.lock().expect("no import thread panics").push(run);
                 }

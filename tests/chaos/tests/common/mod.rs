@@ -45,8 +45,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch::{
-    ApiKey, BaseUrl, Config, EventRequest, IDEMPOTENCY_KEY, IdempotencyKey, ImportOutcome,
-    ImportReport, JobState, Outcome, Policy, Stage,
+    ApiKey, BaseUrl, Config, Event, EventRequest, IDEMPOTENCY_KEY, IdempotencyKey, ImportReport,
+    JobKey, JobState, Outcome, Policy, PolicyBuilder, Stage, StopReason, Stopped,
 };
 use fullstory_batch_fake::{
     FakeServer, FakeServerBuilder, Fault, FaultKind, JobSnapshot, JobStatus, LoggedRequest,
@@ -243,29 +243,34 @@ pub fn config(fake: &FakeServer) -> Config {
     Config::new(key).with_base_url(base)
 }
 
-/// The policy of the main run: polls from 150 ms growing to 1 s, errors backed off from
-/// 100 ms to 1 s, 12 errors in a row allowed (20% faults make a streak of 12 a one in
-/// 4·10⁸ event), and a 60 s deadline no import should come near.
+/// The main run's policy, to build on: polls 150 ms after the create is answered, then at
+/// 40% of the job's age, at most every 1 s (jitter 10%); errors backed off from 100 ms to
+/// 1 s; 12 errors in a row allowed (20% faults make a streak of 12 a one in 4·10⁸ event);
+/// and a 60 s deadline no import should come near. 150 ms and 100 ms are over the core's
+/// floor of 100 ms ([`fullstory_batch::MIN_INTERVAL`]).
+fn policy_builder() -> PolicyBuilder {
+    Policy::builder()
+        .min_interval(Duration::from_millis(150))
+        .age_fraction(0.4)
+        .max_interval(Duration::from_secs(1))
+        .poll_jitter(0.1)
+        .error_backoff(Duration::from_millis(100))
+        .max_error_backoff(Duration::from_secs(1))
+        .max_errors_in_row(12)
+        .timeout(Duration::from_secs(60))
+}
+
+/// The policy of the main run (see [`policy_builder`]).
 pub fn policy() -> Policy {
-    Policy {
-        initial_interval: Duration::from_millis(150),
-        multiplier: 1.5,
-        max_interval: Duration::from_secs(1),
-        poll_jitter: 0.1,
-        error_backoff: Duration::from_millis(100),
-        max_error_backoff: Duration::from_secs(1),
-        max_errors_in_row: 12,
-        timeout: Some(Duration::from_secs(60)),
-        ..Policy::default()
-    }
+    policy_builder().build().expect("the chaos policy is valid")
 }
 
 /// The error-limit scenario's policy: the main one with [`SCENARIO_MAX_ERRORS`].
 pub fn error_limit_policy() -> Policy {
-    Policy {
-        max_errors_in_row: SCENARIO_MAX_ERRORS,
-        ..policy()
-    }
+    policy_builder()
+        .max_errors_in_row(SCENARIO_MAX_ERRORS)
+        .build()
+        .expect("the error-limit policy is valid")
 }
 
 /// Every create fails (an HTML 502, no `Retry-After`): each import must stop after exactly
@@ -344,12 +349,82 @@ pub fn scenario_plan(label: &str, index: usize) -> Plan {
 pub struct Run {
     /// What was imported.
     pub plan: Plan,
-    /// Just before the adapter's `import` was called.
+    /// Just before the adapter's `importer` was called.
     pub started: Instant,
-    /// Just after it returned.
+    /// Just after its run of events ended.
     pub ended: Instant,
-    /// What it returned.
+    /// What its events said ([`report_of`]).
     pub report: ImportReport<EventRequest>,
+    /// How many events its run yielded.
+    pub events: usize,
+}
+
+/// Checks the events of one import's run (a one-batch `JobSet` driven by an adapter's
+/// `Run`, as it yielded them, to the end) and gathers them into a report. The stream must
+/// keep the machine's promises: every event is the one job's (key 0); `Created` at most
+/// once and before any page; imported pages before failed ones; no `Progress` of a stage
+/// the job has left; exactly one `Done`, and it is the last event. Returns the report and
+/// the number of events.
+pub fn report_of(
+    events: impl IntoIterator<Item = (JobKey, Event<EventRequest>)>,
+) -> (ImportReport<EventRequest>, usize) {
+    let events: Vec<(JobKey, Event<EventRequest>)> = events.into_iter().collect();
+    let count = events.len();
+    let (mut created, mut failed_pages, mut done) = (false, false, false);
+    let mut stage = Stage::Create;
+    for (n, (key, event)) in events.iter().enumerate() {
+        assert_eq!(key.index(), 0, "event {n}: a one-batch run has only job 0");
+        assert!(!done, "event {n} came after Done: {event:?}");
+        match event {
+            Event::Created(_) => {
+                assert!(!created, "event {n}: a second Created");
+                assert_eq!(stage, Stage::Create, "event {n}: Created after {stage}");
+                created = true;
+                stage = Stage::Wait;
+            }
+            Event::Progress(p) => {
+                assert!(
+                    rank(p.stage) >= rank(stage) && p.stage != Stage::Done,
+                    "event {n}: progress in {} after {stage}",
+                    p.stage
+                );
+                assert!(
+                    (p.stage == Stage::Create) != created,
+                    "event {n}: progress at {} with created = {created}",
+                    p.stage
+                );
+                stage = p.stage;
+            }
+            Event::Imported(_) => {
+                assert!(
+                    created && !failed_pages,
+                    "event {n}: an imported page out of turn"
+                );
+                stage = Stage::Imports;
+            }
+            Event::Failed(_) => {
+                assert!(created, "event {n}: a failed page before Created");
+                failed_pages = true;
+                stage = Stage::Errors;
+            }
+            Event::Done(_) => done = true,
+        }
+    }
+    assert!(done, "the run ended without a Done");
+    let report = ImportReport::collect(events.into_iter().map(|(_, event)| event))
+        .expect("the events end with Done");
+    (report, count)
+}
+
+/// A stage's place in a job's life.
+fn rank(stage: Stage) -> u8 {
+    match stage {
+        Stage::Create => 0,
+        Stage::Wait => 1,
+        Stage::Imports => 2,
+        Stage::Errors => 3,
+        Stage::Done => 4,
+    }
 }
 
 /// Peak resident set of this process (`VmHWM` in `/proc/self/status`), in bytes.
@@ -524,6 +599,8 @@ pub struct Summary {
     pub failed: usize,
     /// Wall time of the main run.
     pub main_run: Duration,
+    /// Events the main run's imports yielded.
+    pub events: usize,
     /// Requests of the main run, by route.
     pub requests: BTreeMap<&'static str, usize>,
     /// Faulty answers of the main run, by kind.
@@ -570,7 +647,7 @@ impl fmt::Display for Summary {
         write!(
             f,
             "{adapter} chaos: {n} imports ({c} COMPLETED, {fl} FAILED) in {t:.1} s; \
-             {total} requests ({routes}); {met} faults met ({kinds}); {retries} retries; \
+             {events} events; {total} requests ({routes}); {met} faults met ({kinds}); {retries} retries; \
              {replayed} creates replayed after the job existed; \
              {floors} Retry-After floors kept (gap after them {short}..{long} ms); \
              longest error streak {streak}; \
@@ -581,6 +658,7 @@ impl fmt::Display for Summary {
             c = self.completed,
             fl = self.failed,
             t = self.main_run.as_secs_f64(),
+            events = self.events,
             routes = join(
                 self.requests
                     .iter()
@@ -648,6 +726,7 @@ pub fn check_main(view: &LogView, runs: &[Run], policy: &Policy) -> Summary {
         .collect();
     let mut main_jobs = HashSet::new();
     for run in runs {
+        summary.events += run.events;
         let (job, status) = check_finished(view, run);
         assert!(
             main_jobs.insert(job.id.clone()),
@@ -706,9 +785,9 @@ pub fn check_main(view: &LogView, runs: &[Run], policy: &Policy) -> Summary {
 fn check_finished(view: &LogView, run: &Run) -> (JobSnapshot, JobStatus) {
     let index = run.plan.index;
     let status = match &run.report.outcome {
-        ImportOutcome::Finished(status) => status,
-        ImportOutcome::Stopped { stage, why, .. } => {
-            panic!("import {index} stopped in stage {stage}: {why:?}")
+        Outcome::Finished(status) => status,
+        Outcome::Stopped(Stopped { stage, reason, .. }) => {
+            panic!("import {index} stopped in stage {stage}: {reason:?}")
         }
     };
     let job = view.job(&status.job.id).clone();
@@ -768,7 +847,7 @@ fn check_finished(view: &LogView, run: &Run) -> (JobSnapshot, JobStatus) {
 /// Every request of the import came while it ran and no later than its deadline.
 fn check_lifetime(run: &Run, requests: &[&LoggedRequest], policy: &Policy) {
     let index = run.plan.index;
-    let deadline = policy.timeout.map(|t| run.started + t + CLOCK_SLOP);
+    let deadline = policy.timeout().map(|t| run.started + t + CLOCK_SLOP);
     for entry in requests {
         assert!(
             entry.instant >= run.started && entry.instant <= run.ended,
@@ -806,7 +885,7 @@ fn check_retry_after(requests: &[&LoggedRequest], policy: &Policy, summary: &mut
             answered.seq,
             answered.fault,
         );
-        let most = wait.max(policy.max_error_backoff) + Duration::from_secs(1);
+        let most = wait.max(policy.max_error_backoff()) + Duration::from_secs(1);
         assert!(
             gap <= most,
             "request #{} came {gap:?} after #{}'s Retry-After {wait:?}: over {most:?}",
@@ -839,7 +918,7 @@ fn check_streaks(requests: &[&LoggedRequest], policy: &Policy, summary: &mut Sum
         } else {
             streak += 1;
             assert!(
-                streak < policy.max_errors_in_row as usize,
+                streak < policy.max_errors_in_row() as usize,
                 "request #{}: {streak} unusable answers in a row, yet the import went on",
                 entry.seq
             );
@@ -901,11 +980,12 @@ pub fn check_error_limit(view: &LogView, runs: &[Run], policy: &Policy) {
     for run in runs {
         let key = run.plan.key.as_ref().expect("scenario imports have keys");
         match &run.report.outcome {
-            ImportOutcome::Stopped {
+            Outcome::Stopped(Stopped {
                 job: None,
                 stage: Stage::Create,
-                why: Outcome::TooManyErrors(_),
-            } => {}
+                reason: StopReason::TooManyErrors(_),
+                last_status: None,
+            }) => {}
             other => panic!(
                 "key {}: expected TooManyErrors at create, got {other:?}",
                 key.as_str()
@@ -917,7 +997,7 @@ pub fn check_error_limit(view: &LogView, runs: &[Run], policy: &Policy) {
             .unwrap_or_else(|| panic!("no create under key {}", key.as_str()));
         assert_eq!(
             requests.len(),
-            policy.max_errors_in_row as usize,
+            policy.max_errors_in_row() as usize,
             "key {}: creates sent before stopping",
             key.as_str()
         );
@@ -938,7 +1018,7 @@ pub fn check_error_limit(view: &LogView, runs: &[Run], policy: &Policy) {
 /// request timeout, one cut by the 2 s deadline).
 pub fn check_deadline(view: &LogView, runs: &[Run], policy: &Policy) {
     assert_eq!(runs.len(), SCENARIO_IMPORTS);
-    let timeout = policy.timeout.expect("the scenario has a deadline");
+    let timeout = policy.timeout().expect("the scenario has a deadline");
     let groups = view.by_import();
     let mut first_seq = u64::MAX;
     let mut status_calls = view.missing.len();
@@ -946,11 +1026,11 @@ pub fn check_deadline(view: &LogView, runs: &[Run], policy: &Policy) {
     for run in runs {
         let key = run.plan.key.as_ref().expect("scenario imports have keys");
         let stage = match &run.report.outcome {
-            ImportOutcome::Stopped {
+            Outcome::Stopped(Stopped {
                 stage,
-                why: Outcome::DeadlineExceeded { .. },
+                reason: StopReason::DeadlineExceeded,
                 ..
-            } => *stage,
+            }) => *stage,
             other => panic!(
                 "key {}: expected DeadlineExceeded, got {other:?}",
                 key.as_str()

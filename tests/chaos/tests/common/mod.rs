@@ -408,6 +408,7 @@ pub fn report_of(
                 stage = Stage::Errors;
             }
             Event::Done(_) => done = true,
+            other => panic!("event {n}: no unread items are expected from the fake: {other:?}"),
         }
     }
     assert!(done, "the run ended without a Done");

@@ -1,8 +1,7 @@
 //! Many jobs under one roof: one request budget, a cap on jobs in progress, one
 //! organisation-wide pause on 429, and one overall deadline.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -104,7 +103,8 @@ impl Bucket {
 ///   holds every job until that job may ask again (its `Retry-After`, or its backoff).
 /// - **One deadline**: the policy's timeout counts from the set's start, for every job.
 ///
-/// Each decision costs O(log n) in the number of jobs: due times sit in a binary heap.
+/// Each decision costs O(log n) in the number of jobs: due times sit in an ordered set, one
+/// entry per running job, moved whenever the job's next wake-up moves.
 /// Events come tagged with the [`JobKey`] of their job.
 pub struct JobSet<T = EventRequest> {
     config: Arc<Config>,
@@ -116,7 +116,10 @@ pub struct JobSet<T = EventRequest> {
     next_key: u64,
     active: HashMap<JobKey, Job<T>>,
     queued: VecDeque<Job<T>>,
-    due: BinaryHeap<Reverse<(SystemTime, JobKey)>>,
+    /// Each running job's next wake-up, earliest first: one entry per job, never stale.
+    due: BTreeSet<(SystemTime, JobKey)>,
+    /// The wake-up each running job has in `due`, to find its entry when it moves.
+    wakes: HashMap<JobKey, SystemTime>,
     bucket: Option<Bucket>,
     paused_until: SystemTime,
     /// Whether any job ever got an answer from the server.
@@ -160,7 +163,8 @@ impl<T: BatchItem> JobSet<T> {
             next_key: 0,
             active: HashMap::new(),
             queued: VecDeque::new(),
-            due: BinaryHeap::new(),
+            due: BTreeSet::new(),
+            wakes: HashMap::new(),
             bucket: None,
             paused_until: SystemTime::UNIX_EPOCH,
             answered: false,
@@ -261,7 +265,6 @@ impl<T: BatchItem> JobSet<T> {
             {
                 return None;
             }
-            self.due.pop();
             let transmit = job.poll_transmit(now);
             if transmit.is_none()
                 && sends
@@ -279,8 +282,7 @@ impl<T: BatchItem> JobSet<T> {
 
     /// When to call [`JobSet::poll_transmit`] again if no answer comes first.
     pub fn poll_timeout(&mut self) -> Option<SystemTime> {
-        let at = self.peek_due()?;
-        let Reverse((_, key)) = *self.due.peek()?;
+        let &(at, key) = self.due.first()?;
         if self.active.get(&key).is_some_and(Job::in_flight) {
             return Some(at); // the deadline of a request out
         }
@@ -405,7 +407,8 @@ impl<T: BatchItem> JobSet<T> {
             next_key: state.next_key,
             active: HashMap::new(),
             queued: VecDeque::new(),
-            due: BinaryHeap::new(),
+            due: BTreeSet::new(),
+            wakes: HashMap::new(),
             bucket: state.bucket,
             paused_until: state.paused_until,
             answered: state.answered,
@@ -453,7 +456,7 @@ impl<T: BatchItem> JobSet<T> {
         }
     }
 
-    /// After a job moved: take its events, then queue its next wake-up or let it go.
+    /// After a job moved: take its events, then move its next wake-up or let it go.
     fn settle(&mut self, key: JobKey) {
         let Some(job) = self.active.get_mut(&key) else {
             return;
@@ -463,9 +466,30 @@ impl<T: BatchItem> JobSet<T> {
         }
         if job.outcome().is_some() {
             self.active.remove(&key);
+            self.schedule(key, None);
             self.start_queued();
-        } else if let Some(at) = job.poll_timeout() {
-            self.due.push(Reverse((at, key)));
+        } else {
+            let wake = job.poll_timeout();
+            self.schedule(key, wake);
+        }
+    }
+
+    /// Moves `key`'s entry in `due` to `wake` (or takes it out), so that each running job
+    /// has exactly one. Every change to a job is followed by a `settle`, so `due` always
+    /// holds each job's own `poll_timeout`.
+    fn schedule(&mut self, key: JobKey, wake: Option<SystemTime>) {
+        let old = match wake {
+            Some(at) => self.wakes.insert(key, at),
+            None => self.wakes.remove(&key),
+        };
+        if old == wake {
+            return;
+        }
+        if let Some(old) = old {
+            self.due.remove(&(old, key));
+        }
+        if let Some(at) = wake {
+            self.due.insert((at, key));
         }
     }
 
@@ -487,25 +511,12 @@ impl<T: BatchItem> JobSet<T> {
     }
 
     /// The job due first, if it is due at `now` and no pause holds.
-    fn next_due(&mut self, now: SystemTime) -> Option<JobKey> {
-        let at = self.peek_due()?;
-        let Reverse((_, key)) = *self.due.peek()?;
+    fn next_due(&self, now: SystemTime) -> Option<JobKey> {
+        let &(at, key) = self.due.first()?;
         let in_flight = self.active.get(&key).is_some_and(Job::in_flight);
         // A request out is looked at only at its deadline, pause or not.
         let held = !in_flight && self.paused_until > now;
         (at <= now && !held).then_some(key)
-    }
-
-    /// The earliest live entry of the due heap, dropping stale ones (a job that ended or
-    /// was rescheduled since).
-    fn peek_due(&mut self) -> Option<SystemTime> {
-        while let Some(&Reverse((at, key))) = self.due.peek() {
-            if self.active.get(&key).and_then(Job::poll_timeout) == Some(at) {
-                return Some(at);
-            }
-            self.due.pop();
-        }
-        None
     }
 }
 
@@ -517,5 +528,48 @@ impl<T> fmt::Debug for JobSet<T> {
             .field("max_in_progress", &self.max_in_progress)
             .field("paused_until", &self.paused_until)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ApiKey, JobId, Resource};
+
+    fn config() -> Config {
+        Config::new(ApiKey::new("k").expect("a valid key"))
+    }
+
+    /// `due` holds one entry per running job, whatever the answers: an answer to a request
+    /// out used to leave that request's deadline entry behind, one per request, until the
+    /// deadline (the simulated hour's memory grew with its 1.9 million requests).
+    #[test]
+    fn due_holds_one_entry_per_running_job() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let policy = Policy::default().with_timeout(Duration::from_secs(3600));
+        let mut set: JobSet = JobSet::new(config(), policy, t0, 1);
+        for i in 0..50 {
+            let id = JobId::new(format!("job-{i}")).expect("a valid id");
+            set.add_job(JobRef::new(Resource::Events, id), t0);
+        }
+        let running = Response::new(&br#"{"job":{"id":"x","status":"PROCESSING"}}"#[..]);
+        let done = Response::new(&br#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#[..]);
+        let (mut now, mut answers) = (t0, 0u32);
+        while !set.is_empty() {
+            while let Some(t) = set.poll_transmit(now) {
+                assert_eq!(set.due.len(), set.active.len());
+                answers += 1;
+                let answer = if answers > 500 { &done } else { &running };
+                set.handle_response(t.id, answer, now);
+                assert_eq!(set.due.len(), set.active.len());
+                assert_eq!(set.wakes.len(), set.active.len());
+            }
+            while set.poll_event().is_some() {}
+            match set.poll_timeout() {
+                Some(wake) => now = now.max(wake),
+                None => break,
+            }
+        }
+        assert!(set.is_empty() && set.due.is_empty() && set.wakes.is_empty());
     }
 }

@@ -596,17 +596,26 @@ impl TransportKind {
 ///
 /// The core never makes one itself: adapters (or your own driver) do, and hand it to
 /// [`crate::Job::handle_send_failed`].
+///
+/// Adapters name where the request went with [`TransportError::at`], so that `Display`
+/// says "could not connect to api.fullstory.com:443" rather than "could not connect".
 #[derive(Debug, Clone)]
 pub struct TransportError {
     /// What kind of failure.
     pub kind: TransportKind,
+    /// `host:port` of the server the request went to, when known.
+    target: Option<Arc<str>>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl TransportError {
     /// A failure of `kind` with no underlying error.
     pub fn new(kind: TransportKind) -> Self {
-        Self { kind, source: None }
+        Self {
+            kind,
+            target: None,
+            source: None,
+        }
     }
 
     /// A failure of `kind` caused by `source`.
@@ -616,21 +625,60 @@ impl TransportError {
     ) -> Self {
         Self {
             kind,
+            target: None,
             source: Some(Arc::from(source.into())),
         }
+    }
+
+    /// The same failure, naming the server of `uri` as `host:port` (the scheme's port when
+    /// the URI gives none). Only the host and port are kept: no user info, path or query.
+    /// A URI without a host leaves the error as it was.
+    #[must_use]
+    pub fn at(mut self, uri: &http::Uri) -> Self {
+        if let Some(host) = uri.host() {
+            let port = uri.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            });
+            self.target = Some(match port {
+                Some(port) => Arc::from(format!("{host}:{port}")),
+                None => Arc::from(host),
+            });
+        }
+        self
+    }
+
+    /// `host:port` of the server the request went to, when the driver named it
+    /// ([`TransportError::at`]).
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            TransportKind::Connect => "could not connect",
-            TransportKind::Tls => "tls handshake failed",
-            TransportKind::Timeout => "timed out",
-            TransportKind::Reset => "connection broke before the response was complete",
-            TransportKind::BodyTooLarge => "response body over the limit",
-            TransportKind::Other => "transport failed",
-        })
+        let Some(to) = self.target() else {
+            return f.write_str(match self.kind {
+                TransportKind::Connect => "could not connect",
+                TransportKind::Tls => "tls handshake failed",
+                TransportKind::Timeout => "timed out",
+                TransportKind::Reset => "connection broke before the response was complete",
+                TransportKind::BodyTooLarge => "response body over the limit",
+                TransportKind::Other => "transport failed",
+            });
+        };
+        match self.kind {
+            TransportKind::Connect => write!(f, "could not connect to {to}"),
+            TransportKind::Tls => write!(f, "tls handshake with {to} failed"),
+            TransportKind::Timeout => write!(f, "timed out waiting for {to}"),
+            TransportKind::Reset => write!(
+                f,
+                "connection to {to} broke before the response was complete"
+            ),
+            TransportKind::BodyTooLarge => write!(f, "response body from {to} over the limit"),
+            TransportKind::Other => write!(f, "transport to {to} failed"),
+        }
     }
 }
 

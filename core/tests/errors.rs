@@ -276,3 +276,51 @@ fn error_transport_kinds() {
         assert!(bare.source().is_none());
     }
 }
+
+#[test]
+fn transport_errors_name_the_host_and_port_once() {
+    let uri: fullstory_batch::http::Uri = "http://127.0.0.1:9/v2/events/batch/abc?x=1"
+        .parse()
+        .unwrap();
+    for (kind, text) in [
+        (TransportKind::Connect, "could not connect to 127.0.0.1:9"),
+        (TransportKind::Tls, "tls handshake with 127.0.0.1:9 failed"),
+        (TransportKind::Timeout, "timed out waiting for 127.0.0.1:9"),
+        (
+            TransportKind::Reset,
+            "connection to 127.0.0.1:9 broke before the response was complete",
+        ),
+        (
+            TransportKind::BodyTooLarge,
+            "response body from 127.0.0.1:9 over the limit",
+        ),
+        (TransportKind::Other, "transport to 127.0.0.1:9 failed"),
+    ] {
+        let e = TransportError::with_source(kind, "refused").at(&uri);
+        assert_eq!(e.target(), Some("127.0.0.1:9"));
+        assert_eq!(e.to_string(), text);
+        assert_eq!(Error::from(e.clone()).to_string(), text);
+        // The cause is still there, and says nothing of the target again.
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("refused")
+        );
+    }
+    // The scheme's port when the URI has none; never user info, path or query.
+    let https: fullstory_batch::http::Uri = "https://user:pw@api.fullstory.com/v2/events/batch"
+        .parse()
+        .unwrap();
+    let e = TransportError::new(TransportKind::Connect).at(&https);
+    assert_eq!(e.target(), Some("api.fullstory.com:443"));
+    assert_eq!(e.to_string(), "could not connect to api.fullstory.com:443");
+    let plain: fullstory_batch::http::Uri = "http://[::1]/x".parse().unwrap();
+    let e = TransportError::new(TransportKind::Timeout).at(&plain);
+    assert_eq!(e.to_string(), "timed out waiting for [::1]:80");
+    // No host: unchanged.
+    let relative: fullstory_batch::http::Uri = "/v2/events/batch".parse().unwrap();
+    let e = TransportError::new(TransportKind::Connect).at(&relative);
+    assert_eq!(
+        (e.target(), e.to_string().as_str()),
+        (None, "could not connect")
+    );
+}

@@ -127,7 +127,9 @@ impl fmt::Display for Stage {
 #[must_use]
 pub enum Outcome {
     /// The job ended, COMPLETED or FAILED (a failed job may still have imported items),
-    /// and every page asked for was read.
+    /// and every page asked for was read. A create-only machine ([`Job::create_only`],
+    /// [`crate::JobSet::add_create_only`]) finishes when its create is answered: the
+    /// status is then the job as the create returned it (not ended, no counts).
     Finished(JobStatusResponse),
     /// The machine stopped before that.
     Stopped(Stopped),
@@ -333,6 +335,9 @@ pub struct SavedJob {
     pacer: Pacer,
     status: Option<Box<JobStatusResponse>>,
     seq: u32,
+    /// The machine ends once the job is created (states saved before it existed had none).
+    #[serde(default)]
+    create_only: bool,
 }
 
 impl SavedJob {
@@ -460,6 +465,31 @@ impl<T: BatchItem> Job<T> {
         .with_pages(Pages::All)
     }
 
+    /// Creates a job for `batch` and ends there: `Created`, then `Done(Finished)` with the
+    /// job as the create returned it (see [`Outcome::Finished`]), or `Done(Stopped)` at
+    /// [`Stage::Create`] when the create never succeeded. The create goes at once and is
+    /// retried as the policy says, with the batch's idempotency key on every try, so a
+    /// retry never makes a second job. Nothing is waited for or read.
+    pub fn create_only(
+        config: impl Into<Arc<Config>>,
+        batch: Batch,
+        policy: impl Into<Arc<Policy>>,
+        now: SystemTime,
+        seed: u64,
+    ) -> Self {
+        let policy = policy.into();
+        let deadline = policy.deadline_from(now);
+        Self::start(
+            config.into(),
+            JobKey::new(0),
+            batch.resource(),
+            None,
+            Step::Create(batch),
+            Pacer::new(policy, now, seed, deadline),
+        )
+        .until_created()
+    }
+
     pub(crate) fn start(
         config: Arc<Config>,
         key: JobKey,
@@ -478,6 +508,7 @@ impl<T: BatchItem> Job<T> {
             pacer,
             status: None,
             seq: 0,
+            create_only: false,
         };
         Self::from_state(config, state)
     }
@@ -496,6 +527,12 @@ impl<T: BatchItem> Job<T> {
     #[must_use]
     pub fn with_pages(mut self, pages: Pages) -> Self {
         self.state.pages = pages;
+        self
+    }
+
+    /// Ends the machine once its create is answered (for a job that has one to make).
+    pub(crate) fn until_created(mut self) -> Self {
+        self.state.create_only = true;
         self
     }
 
@@ -579,7 +616,7 @@ impl<T: BatchItem> Job<T> {
         }
         match &self.state.step {
             Step::Create(_) => match self.config.parse_create(response) {
-                Ok(job) => self.created(job, response, now),
+                Ok(metadata) => self.created(metadata, response, now),
                 Err(e) => self.failed(Error::Api(e), now),
             },
             Step::Wait { .. } => match self.config.parse_status(response) {
@@ -734,11 +771,11 @@ impl<T: BatchItem> Job<T> {
 
     fn created<B: AsRef<[u8]>>(
         &mut self,
-        job: JobMetadata,
+        metadata: JobMetadata,
         response: &Response<B>,
         now: SystemTime,
     ) {
-        let Ok(id) = JobId::new(job.id) else {
+        let Ok(id) = JobId::new(metadata.id.as_str()) else {
             let malformed = Malformed::contract(
                 response.status(),
                 response.body().as_ref(),
@@ -752,6 +789,15 @@ impl<T: BatchItem> Job<T> {
         self.answered();
         self.state.job = Some(job.clone());
         self.events.push_back(Event::Created(job));
+        if self.state.create_only {
+            // All that was asked for is done: the status is the job as created.
+            self.state.status = Some(Box::new(JobStatusResponse {
+                imports: 0,
+                errors: 0,
+                job: metadata,
+            }));
+            return self.finish();
+        }
         // The batch's bytes go here: a created job never needs them again.
         self.state.step = Step::Wait { since: now };
         self.schedule_poll(now, now);

@@ -198,13 +198,21 @@ impl<T: BatchItem> JobSet<T> {
     pub fn add_job(&mut self, job: JobRef, now: SystemTime) -> JobKey {
         let resource = job.resource;
         let step = Step::Wait { since: now };
-        self.add(resource, Some(job), step, now)
+        self.add(resource, Some(job), step, false, now)
     }
 
     /// Adds a batch to create, wait for, and read the set's pages of.
     pub fn add_batch(&mut self, batch: Batch, now: SystemTime) -> JobKey {
         let resource = batch.resource();
-        self.add(resource, None, Step::Create(batch), now)
+        self.add(resource, None, Step::Create(batch), false, now)
+    }
+
+    /// Adds a batch to create only: its job ends once the create is answered, as
+    /// [`Job::create_only`] does (`Created`, then `Done(Finished)` with the job as
+    /// created), under the set's budget, pause and deadline like any other.
+    pub fn add_create_only(&mut self, batch: Batch, now: SystemTime) -> JobKey {
+        let resource = batch.resource();
+        self.add(resource, None, Step::Create(batch), true, now)
     }
 
     /// Ends the input: an item broke a limit of the API. The batch that would have held it
@@ -429,14 +437,18 @@ impl<T: BatchItem> JobSet<T> {
         resource: crate::config::Resource,
         job: Option<JobRef>,
         step: Step,
+        create_only: bool,
         now: SystemTime,
     ) -> JobKey {
         let key = JobKey::new(self.next_key);
         self.next_key += 1;
         let seed = self.seed ^ key.index().wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let pacer = Pacer::new(Arc::clone(&self.policy), now, seed, self.deadline);
-        let job = Job::start(Arc::clone(&self.config), key, resource, job, step, pacer)
+        let mut job = Job::start(Arc::clone(&self.config), key, resource, job, step, pacer)
             .with_pages(self.pages);
+        if create_only {
+            job = job.until_created();
+        }
         self.queued.push_back(job);
         self.start_queued();
         key

@@ -93,7 +93,7 @@
 //! | what went wrong | [`ApiError`], [`Error`], [`TransportError`], [`ConfigError`], [`ValidationError`] |
 //! | the machines | [`Job`], [`JobSet`], [`Transmit`], [`Event`], [`Outcome`], [`Stopped`], [`Progress`] |
 //! | pacing | [`Policy`], [`Budget`], [`retry_after`] |
-//! | importing | [`EventRequest`], [`UserRequest`], [`Batcher`], [`Batch`], [`IdempotencyKey`], [`ImportReport`] |
+//! | importing | [`EventRequest`], [`UserRequest`], [`Batcher`], [`Batch`], [`IdempotencyKey`], [`ImportReport`], [`CreateError`] |
 //!
 //! # Panics, errors and unwraps
 //! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed
@@ -138,7 +138,7 @@ pub use job::{
 pub use job_set::{Budget, DEFAULT_MAX_IN_PROGRESS, JobSet, SavedJobSet};
 pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
 pub use pacing::{MIN_INTERVAL, Policy, PolicyBuilder, PolicyError};
-pub use report::ImportReport;
+pub use report::{CreateError, ImportReport};
 pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
 

@@ -1,6 +1,8 @@
 //! A whole job's results gathered in one value, for callers that want them all at once.
 
-use crate::batch::{EventRequest, FailedItem, RawItem};
+use std::fmt;
+
+use crate::batch::{EventRequest, FailedItem, RawItem, ValidationError};
 use crate::config::JobRef;
 use crate::job::{Event, Outcome, Stopped};
 
@@ -63,5 +65,62 @@ impl<T> ImportReport<T> {
             Outcome::Stopped(stopped) => Err(stopped),
             Outcome::Finished(_) => Ok(self),
         }
+    }
+}
+
+/// Why a create-only call (each adapter's `Client::create`) made no job.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// An item broke a limit of the API: nothing was sent.
+    Invalid(ValidationError),
+    /// The create never succeeded: where and why (stage create; a 401, too many errors in
+    /// a row, the deadline, ...).
+    Stopped(Box<Stopped>),
+}
+
+impl CreateError {
+    /// Gathers a create-only job's events ([`crate::Job::create_only`],
+    /// [`crate::JobSet::add_create_only`]): the job once `Done` says it finished, or why
+    /// not. `None` if the events stop before `Done`, or finish without a `Created`.
+    pub fn collect<T>(
+        events: impl IntoIterator<Item = Event<T>>,
+    ) -> Option<Result<JobRef, CreateError>> {
+        let mut created = None;
+        for event in events {
+            match event {
+                Event::Created(job) => created = Some(job),
+                Event::Done(Outcome::Finished(_)) => return created.map(Ok),
+                Event::Done(Outcome::Stopped(stopped)) => {
+                    return Some(Err(Self::Stopped(Box::new(stopped))));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Invalid(_) => "input refused before sending",
+            Self::Stopped(_) => "job not created",
+        })
+    }
+}
+
+impl std::error::Error for CreateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(e) => Some(e),
+            Self::Stopped(s) => Some(&**s),
+        }
+    }
+}
+
+impl From<ValidationError> for CreateError {
+    fn from(e: ValidationError) -> Self {
+        Self::Invalid(e)
     }
 }

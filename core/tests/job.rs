@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    ApiError, Error, Event, Job, JobState, Outcome, Pages, Policy, RestoreError, SavedJob, Stage,
-    StopReason, TransportError, TransportKind, UserRequest,
+    ApiError, CreateError, Error, Event, Job, JobState, Outcome, Pages, Policy, RestoreError,
+    SavedJob, Stage, StopReason, TransportError, TransportKind, UserRequest,
 };
 use proptest::prelude::*;
 use sim::{Fate, Fault, Scenario, Sim, batch, config, ms, secs, t0};
@@ -742,6 +742,69 @@ fn a_create_whose_answer_was_lost_is_retried_with_the_same_key() {
             .all(|c| c.idempotency_key == creates[0].idempotency_key)
     );
     assert_eq!(sim.created(), ["job=0"]);
+}
+
+#[test]
+fn create_only_ends_at_the_create_retried_under_one_key() {
+    let mut sim = Scenario::new()
+        .latency(LATENCY)
+        .fault(1, Fault::Status(503))
+        .creating_only(batch(3, 0))
+        .save_every_step();
+    sim.run();
+    // Finished, with the job as created: not ended, no counts.
+    let status = finished(sim.outcome_of(0)).clone();
+    assert_eq!(status.job.status, JobState::Processing);
+    assert_eq!((status.imports, status.errors), (0, 0));
+    assert_eq!(sim.created(), ["job=0"]);
+    assert_eq!(sim.server.jobs.len(), 1);
+    let creates = sim.creates();
+    assert_eq!(
+        (creates.len(), sim.requests.len()),
+        (2, 2),
+        "no status asked"
+    );
+    assert_eq!(creates[0].idempotency_key, creates[1].idempotency_key);
+    assert_eq!(sim.machine.stage(), Stage::Done);
+    assert!(
+        sim.machine.batch().is_none(),
+        "the batch's bytes are let go"
+    );
+    // Progress (the 503), Created, Done; and the events say which job.
+    let events: Vec<Event> = sim.events.iter().map(|l| l.event.clone()).collect();
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Progress(_), Event::Created(_), Event::Done(_)]
+    ));
+    let job = CreateError::collect(events).unwrap().unwrap();
+    assert_eq!(job.id.as_str(), "job=0");
+}
+
+#[test]
+fn create_only_that_is_refused_says_why() {
+    let mut sim = Scenario::new()
+        .fault(1, Fault::Status(401))
+        .creating_only(batch(3, 0));
+    sim.run();
+    let events: Vec<Event> = sim.events.iter().map(|l| l.event.clone()).collect();
+    let Some(Err(CreateError::Stopped(stop))) = CreateError::collect(events) else {
+        panic!("{:?}", sim.events)
+    };
+    assert_eq!(stop.stage, Stage::Create);
+    assert!(stop.job.is_none());
+    assert_eq!(stop.reason.kind(), "unauthorized");
+    let err = CreateError::Stopped(stop);
+    assert_eq!(err.to_string(), "job not created");
+    assert_eq!(
+        err.source().map(ToString::to_string).as_deref(),
+        Some("stopped creating the job")
+    );
+    assert!(matches!(
+        CreateError::from(fullstory_batch::ValidationError::Empty),
+        CreateError::Invalid(_)
+    ));
+    // Events that stop before `Done` give nothing.
+    assert!(CreateError::collect(Vec::<Event>::new()).is_none());
 }
 
 #[test]

@@ -433,3 +433,29 @@ fn jobs_keep_their_own_outcomes() {
     assert_eq!(outcomes, HashMap::from([(0, false), (1, true)]));
     assert_eq!((sim.imported().len(), sim.failed_items()), (3, 2));
 }
+
+#[test]
+fn a_create_only_batch_ends_at_its_create_beside_a_full_one() {
+    let mut sim = Scenario::new()
+        .fault(1, Fault::Status(503))
+        .set_with(|set, _| set.with_pages(Pages::All));
+    let now = sim.now;
+    let only = sim.machine.add_create_only(batch(4, 0), now);
+    let full = sim.machine.add_batch(batch(5, 2), now);
+    sim.run();
+    let created = sim.outcome_of(only.index()).status().cloned().unwrap();
+    assert!(!created.is_terminal(), "the job as created: {created:?}");
+    assert!(sim.outcome_of(full.index()).status().unwrap().is_terminal());
+    assert_eq!(sim.server.jobs.len(), 2);
+    let only_requests: Vec<_> = sim
+        .requests
+        .iter()
+        .filter(|r| r.key == only.index())
+        .collect();
+    assert!(
+        only_requests.iter().all(|r| r.is_create()),
+        "{only_requests:?}"
+    );
+    assert_eq!(only_requests.len(), 2, "the 503, then the create again");
+    assert_eq!((sim.imported().len(), sim.failed_items()), (3, 2));
+}

@@ -1011,6 +1011,12 @@ impl Scenario {
         self.sim(job)
     }
 
+    /// A job that creates `batch` and ends there, about to send its create.
+    pub fn creating_only(self, batch: Batch) -> Sim<Job> {
+        let job = Job::create_only(config(), batch, self.policy.clone(), self.start, self.seed);
+        self.sim(job)
+    }
+
     /// A job for users, about to send its create.
     pub fn creating_users(self, batch: Batch) -> Sim<Job<fullstory_batch::UserRequest>> {
         let job = Job::create(config(), batch, self.policy.clone(), self.start, self.seed);

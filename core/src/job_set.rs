@@ -114,7 +114,9 @@ pub struct JobSet<T = EventRequest> {
     pages: Pages,
     max_in_progress: usize,
     next_key: u64,
-    active: HashMap<JobKey, Job<T>>,
+    /// Boxed: a map of thousands of jobs then moves pointers, not whole jobs, when it
+    /// grows, and its spare buckets cost 16 bytes each rather than a job's size.
+    active: HashMap<JobKey, Box<Job<T>>>,
     queued: VecDeque<Job<T>>,
     /// Each running job's next wake-up, earliest first: one entry per job, never stale.
     due: BTreeSet<(SystemTime, JobKey)>,
@@ -252,6 +254,7 @@ impl<T: BatchItem> JobSet<T> {
     pub fn job(&self, key: JobKey) -> Option<&Job<T>> {
         self.active
             .get(&key)
+            .map(|job| &**job)
             .or_else(|| self.queued.iter().find(|j| j.key() == key))
     }
 
@@ -291,7 +294,7 @@ impl<T: BatchItem> JobSet<T> {
     /// When to call [`JobSet::poll_transmit`] again if no answer comes first.
     pub fn poll_timeout(&mut self) -> Option<SystemTime> {
         let &(at, key) = self.due.first()?;
-        if self.active.get(&key).is_some_and(Job::in_flight) {
+        if self.active.get(&key).is_some_and(|job| job.in_flight()) {
             return Some(at); // the deadline of a request out
         }
         let mut wake = at.max(self.paused_until);
@@ -379,7 +382,7 @@ impl<T: BatchItem> JobSet<T> {
     /// The whole state, to save and later [`JobSet::restore`]. Events not yet taken are not
     /// part of it.
     pub fn save(&self) -> SavedJobSet {
-        let mut jobs: Vec<SavedJob> = self.active.values().map(Job::save).collect();
+        let mut jobs: Vec<SavedJob> = self.active.values().map(|job| job.save()).collect();
         jobs.sort_by_key(|j| j.key());
         jobs.extend(self.queued.iter().map(Job::save));
         SavedJobSet {
@@ -463,7 +466,7 @@ impl<T: BatchItem> JobSet<T> {
             };
             job.hold_until(self.paused_until);
             let key = job.key();
-            self.active.insert(key, job);
+            self.active.insert(key, Box::new(job));
             self.settle(key);
         }
     }
@@ -473,9 +476,8 @@ impl<T: BatchItem> JobSet<T> {
         let Some(job) = self.active.get_mut(&key) else {
             return;
         };
-        while let Some(event) = job.poll_event() {
-            self.events.push_back((key, event));
-        }
+        self.events
+            .extend(job.take_events().into_iter().map(|event| (key, event)));
         if job.outcome().is_some() {
             self.active.remove(&key);
             self.schedule(key, None);
@@ -525,7 +527,7 @@ impl<T: BatchItem> JobSet<T> {
     /// The job due first, if it is due at `now` and no pause holds.
     fn next_due(&self, now: SystemTime) -> Option<JobKey> {
         let &(at, key) = self.due.first()?;
-        let in_flight = self.active.get(&key).is_some_and(Job::in_flight);
+        let in_flight = self.active.get(&key).is_some_and(|job| job.in_flight());
         // A request out is looked at only at its deadline, pause or not.
         let held = !in_flight && self.paused_until > now;
         (at <= now && !held).then_some(key)

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use fullstory_batch::SavedJobSet;
 use fullstory_batch_fake::FakeServer;
 use fullstory_batch_ureq::{
-    ApiKey, BaseUrl, Client, Config, Event, JobId, JobRef, JobSet, Outcome, Policy, Resource,
+    ApiKey, BaseUrl, Client, ClientOptions, Config, Event, JobId, JobRef, JobSet, Outcome, Policy,
+    Resource,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let config = Config::new(ApiKey::new("my-key")?)
         .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
-    let client = Client::new(config.clone());
+    let client = Client::new(config.clone(), ClientOptions::new())?;
     let job = JobRef::new(Resource::Users, JobId::new(id)?);
 
     // Poll twice, then save the state as JSON, as a process would before it stops. Between

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use fullstory_batch_fake::FakeServer;
 use fullstory_batch_ureq::{
-    ApiKey, BaseUrl, Client, Config, Event, JobId, JobRef, JobState, Outcome, Policy, Resource,
+    ApiKey, BaseUrl, Client, ClientOptions, Config, Event, JobId, JobRef, JobState, Outcome,
+    Policy, Resource,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let config = Config::new(ApiKey::new("my-key")?)
         .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
-    let client = Client::new(config);
+    let client = Client::new(config, ClientOptions::new())?;
     let job = JobRef::new(Resource::Events, JobId::new(id)?);
     let policy = Policy::default().with_timeout(Duration::from_secs(60));
     for (_, event) in client.watch(job, policy) {

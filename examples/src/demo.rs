@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fullstory_batch::{ApiKey, BaseUrl, Config, EventRequest, FailedItem, Policy, UserId};
 use fullstory_batch_fake::FakeServer;
-use fullstory_batch_ureq::{Client, Event};
+use fullstory_batch_ureq::{Client, ClientOptions, Event};
 
 use crate::output::Exit;
 
@@ -28,7 +28,7 @@ pub fn run() -> Exit {
     eprintln!("fake Fullstory API listening on {}", fake.base_url());
     let base_url = BaseUrl::parse_allow_http(fake.base_url()).expect("the fake's url is valid");
     let config = Config::new(ApiKey::new(KEY).expect("a valid key")).with_base_url(base_url);
-    let client = Client::new(config);
+    let client = Client::new(config, ClientOptions::new()).expect("no custom roots");
 
     eprintln!("importing {ITEMS} events; every 40th is named bad-… and the fake fails it");
     let (mut imported, mut failed) = (Vec::new(), Vec::new());

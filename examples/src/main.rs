@@ -172,8 +172,12 @@ pub(crate) fn client(global: &Global) -> Result<Client, Exit> {
     if let Some(limit) = global.max_page_bytes {
         config = config.with_page_limit(limit);
     }
-    let options = ClientOptions::default().with_request_timeout(global.request_timeout);
-    Ok(Client::with_options(config, options))
+    let options = ClientOptions::new().with_request_timeout(global.request_timeout);
+    // No custom roots are given, so building cannot fail; say so if it ever does.
+    Client::new(config, options).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Usage
+    })
 }
 
 /// `--base-url`, else `--region`, else `FULLSTORY_BASE_URL`, else the US URL.

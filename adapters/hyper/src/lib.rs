@@ -65,6 +65,8 @@
 //! ```
 //!
 //! # Options ([`ClientOptions`])
+//! The same names and defaults as `fullstory-batch-ureq`'s; [`Client::new`] refuses a root
+//! certificate rustls cannot use ([`BuildError`]).
 //! - **Connect timeout** (default 10 s): the longest a TCP connect may take.
 //! - **Request timeout** (default 30 s): the longest one request may take, connect, TLS,
 //!   headers and body included. When the [`Policy`] has a deadline, each request's timeout
@@ -134,14 +136,17 @@ mod transport;
 
 pub use client::Client;
 pub use drive::Run;
-pub use options::{BuildError, ClientOptions};
+pub use options::{
+    BuildError, ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT,
+};
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, Error,
-    Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey, JobMetadata,
-    JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages, Policy,
-    PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
+    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, CreateError,
+    Error, Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey,
+    JobMetadata, JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages,
+    Policy, PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
     TransportKind, UserId, UserRequest, ValidationError,
 };

@@ -1,10 +1,23 @@
-//! What the adapter adds to the core's `Config`: timeouts, the connection cap, trusted roots.
+//! What the adapter adds to the core's `Config`: timeouts, the connection cap, trusted
+//! roots, the jitter seed.
+//!
+//! The same shape, names and defaults as `fullstory-batch-ureq`'s `ClientOptions` and
+//! `BuildError`, so code moves between the two adapters unchanged.
 
 use std::fmt;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+/// The default [`ClientOptions::connect_timeout`]: 10 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`ClientOptions::request_timeout`]: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`ClientOptions::max_connections`]: 32.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 32;
 
 /// How the [`crate::Client`] talks to the server. The API itself (base URL, key, body limit)
 /// is the core's [`fullstory_batch::Config`].
@@ -29,12 +42,13 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Connect timeout 10 s, request timeout 30 s, 32 connections, Mozilla's roots only.
+    /// Connect timeout 10 s, request timeout 30 s, 32 connections, Mozilla's roots only, a
+    /// fresh jitter seed for each run.
     pub fn new() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 32,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             roots: Vec::new(),
             jitter_seed: None,
         }
@@ -74,10 +88,12 @@ impl ClientOptions {
         self
     }
 
-    /// Trusts every certificate in this PEM text in addition to Mozilla's roots.
+    /// Trusts every certificate in this PEM text in addition to Mozilla's roots (other
+    /// blocks, such as keys, are skipped). Each is checked when the client is built.
     ///
     /// # Errors
-    /// [`BuildError::Pem`] when the text is not PEM or holds no certificate.
+    /// [`BuildError::Pem`] when the text is not PEM, [`BuildError::NoCertificateInPem`] when
+    /// it holds no certificate.
     pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, BuildError> {
         let mut found = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
@@ -91,7 +107,7 @@ impl ClientOptions {
     }
 
     /// Seeds the jitter of poll waits, so that the same answers give the same schedule
-    /// (default: a fresh random seed for each wait).
+    /// (default: a fresh random seed for each run).
     #[must_use]
     pub fn with_jitter_seed(mut self, seed: u64) -> Self {
         self.jitter_seed = Some(seed);
@@ -108,9 +124,14 @@ impl ClientOptions {
         self.request_timeout
     }
 
-    /// The connection cap.
+    /// The connection cap: open sockets, and requests in flight.
     pub fn max_connections(&self) -> usize {
         self.max_connections
+    }
+
+    /// The jitter seed, when one was set.
+    pub fn jitter_seed(&self) -> Option<u64> {
+        self.jitter_seed
     }
 }
 
@@ -140,7 +161,8 @@ pub enum BuildError {
     Pem(rustls::pki_types::pem::Error),
     /// The PEM text holds no certificate.
     NoCertificateInPem,
-    /// A custom root certificate could not be parsed.
+    /// A custom root certificate could not be parsed as a trust anchor (found when the
+    /// client is built).
     InvalidRootCertificate(rustls::Error),
     /// rustls refused the TLS configuration.
     Tls(rustls::Error),
@@ -164,5 +186,21 @@ impl std::error::Error for BuildError {
             Self::InvalidRootCertificate(e) | Self::Tls(e) => Some(e),
             Self::NoCertificateInPem => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_getters() {
+        let options = ClientOptions::default();
+        assert_eq!(options.connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(options.request_timeout(), DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(options.max_connections(), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(options.jitter_seed(), None);
+        assert_eq!(options.clone().with_max_connections(0).max_connections(), 1);
+        assert_eq!(options.with_jitter_seed(7).jitter_seed(), Some(7));
     }
 }

@@ -82,7 +82,7 @@ fn cpu_client_alone(rounds: usize) {
     let config = Config::new(ApiKey::new(KEY).expect("a key"))
         .with_base_url(BaseUrl::parse_allow_http(&url).expect("a url"));
     let limit = config.body_limit() as u64 + 1;
-    let client = Client::with_options(config, ClientOptions::default());
+    let client = Client::new(config, ClientOptions::new()).expect("no custom roots");
     let job = JobRef::new(Resource::Events, JobId::new(id.clone()).expect("an id"));
     let status_url = format!("{url}/v2/events/batch/{id}");
     let with_timeout = raw_agent(true);
@@ -200,7 +200,7 @@ fn status(c: &mut Criterion) {
     let config = Config::new(ApiKey::new(KEY).expect("a key"))
         .with_base_url(BaseUrl::parse_allow_http(fake.base_url()).expect("a url"));
     let limit = config.body_limit() as u64 + 1;
-    let client = Client::with_options(config.clone(), ClientOptions::default());
+    let client = Client::new(config.clone(), ClientOptions::new()).expect("no custom roots");
     let job = JobRef::new(Resource::Events, JobId::new(id.clone()).expect("an id"));
     assert_eq!(
         client.status(&job).expect("a status").job.status,

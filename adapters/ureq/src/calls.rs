@@ -11,7 +11,6 @@ use fullstory_batch::{
 
 use crate::client::Client;
 use crate::drive::Run;
-use crate::options::MAX_WORKERS;
 
 impl Client {
     /// Waits for `job` under `policy` and returns how it ended. Blocks the thread: it sleeps
@@ -114,14 +113,15 @@ impl Client {
             .set(policy, now)
             .with_max_in_progress(max_in_progress)
             .with_pages(Pages::All);
-        let workers = max_in_progress.clamp(1, MAX_WORKERS);
+        let workers = self.options.workers(max_in_progress);
         Run::new(self.clone(), set, workers).with_input(items, batch_size)
     }
 
     /// Drives a set made elsewhere (restored after a restart, say), with at most
-    /// `max_in_flight` requests out at once.
+    /// `max_in_flight` requests out at once (and no more than the client's worker cap,
+    /// [`crate::ClientOptions::with_max_connections`]).
     pub fn run<T: BatchItem>(&self, set: JobSet<T>, max_in_flight: usize) -> Run<T> {
-        Run::new(self.clone(), set, max_in_flight.min(MAX_WORKERS))
+        Run::new(self.clone(), set, self.options.workers(max_in_flight))
     }
 
     fn read<T: BatchItem>(&self, job: JobRef, pages: Pages, policy: Policy) -> Run<T> {
@@ -132,7 +132,8 @@ impl Client {
     }
 
     fn set<T: BatchItem>(&self, policy: Policy, now: SystemTime) -> JobSet<T> {
-        JobSet::new(self.config.clone(), policy, now, random_seed())
+        let seed = self.options.jitter_seed().unwrap_or_else(random_seed);
+        JobSet::new(self.config.clone(), policy, now, seed)
     }
 }
 

@@ -13,7 +13,7 @@ use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::transport::DefaultConnector;
 
-use crate::options::ClientOptions;
+use crate::options::{BuildError, ClientOptions, check_roots};
 use crate::resolver::CachingResolver;
 
 /// The shortest timeout given to ureq: a zero one would mean "none" to some of its checks.
@@ -23,7 +23,7 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 ///
 /// Cheap to clone (clones share the connection pool) and safe to share between threads.
 /// Made from the core's [`Config`] (base URL, key, body limit) and [`ClientOptions`]
-/// (timeouts, pool, extra roots). It never follows redirects, so the `Authorization` header
+/// (timeouts, connection cap, extra roots, jitter seed). It never follows redirects, so the `Authorization` header
 /// never reaches another host, and it reads error bodies and `Retry-After` on every status.
 #[derive(Clone)]
 pub struct Client {
@@ -43,30 +43,31 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client with [`ClientOptions::default`].
-    pub fn new(config: Config) -> Self {
-        Self::with_options(config, ClientOptions::default())
-    }
-
-    /// A client with the given options.
-    pub fn with_options(config: Config, options: ClientOptions) -> Self {
-        let roots = if options.root_certificates.is_empty() {
+    /// A client for `config`. HTTPS only, unless `config`'s base URL is plain `http`
+    /// (which the core accepts only through [`fullstory_batch::BaseUrl::parse_allow_http`]).
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidRootCertificate`] when a custom root certificate is not one
+    /// rustls can trust.
+    pub fn new(config: Config, options: ClientOptions) -> Result<Self, BuildError> {
+        check_roots(&options.roots)?;
+        let roots = if options.roots.is_empty() {
             RootCerts::WebPki
         } else {
             let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
                 .iter()
                 .map(|c| Certificate::from_der(c.as_ref()));
             let extra = options
-                .root_certificates
+                .roots
                 .iter()
-                .map(|c| Certificate::from_der(c.der()).to_owned());
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned());
             RootCerts::from(mozilla.chain(extra))
         };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .root_certs(roots)
             .build();
-        let idle = options.max_idle_connections;
+        let idle = options.max_connections();
         let agent_config = Agent::config_builder()
             // Error statuses come back as responses: their bodies and Retry-After matter.
             .http_status_as_error(false)
@@ -74,8 +75,8 @@ impl Client {
             // following it could carry the Authorization header to another host.
             .max_redirects(0)
             .https_only(config.base_url().is_https())
-            .timeout_global(Some(options.request_timeout.max(MIN_TIMEOUT)))
-            .timeout_connect(Some(options.connect_timeout.max(MIN_TIMEOUT)))
+            .timeout_global(Some(options.request_timeout().max(MIN_TIMEOUT)))
+            .timeout_connect(Some(options.connect_timeout().max(MIN_TIMEOUT)))
             .max_idle_connections(idle)
             .max_idle_connections_per_host(idle)
             .tls_config(tls)
@@ -86,11 +87,11 @@ impl Client {
             DefaultConnector::default(),
             CachingResolver::default(),
         );
-        Self {
+        Ok(Self {
             config,
             options,
             agent,
-        }
+        })
     }
 
     /// The core configuration requests are built with.
@@ -210,7 +211,7 @@ impl Client {
         let left = deadline?
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        (left < self.options.request_timeout).then_some(left.max(MIN_TIMEOUT))
+        (left < self.options.request_timeout()).then_some(left.max(MIN_TIMEOUT))
     }
 }
 

@@ -46,10 +46,10 @@
 //! let config = Config::new(ApiKey::new("my-key")?)
 //!     // Plain HTTP must be asked for: it is only for loopback tests.
 //!     .with_base_url(BaseUrl::parse_allow_http(fake.base_url())?);
-//! let client = Client::with_options(
+//! let client = Client::new(
 //!     config,
-//!     ClientOptions::default().with_request_timeout(Duration::from_secs(5)),
-//! );
+//!     ClientOptions::new().with_request_timeout(Duration::from_secs(5)),
+//! )?;
 //! let job = JobRef::new(Resource::Events, JobId::new(id)?);
 //!
 //! // One request, no retry:
@@ -72,16 +72,19 @@
 //! ```
 //!
 //! # Options
-//! [`ClientOptions`] (all have defaults):
+//! [`ClientOptions`] (all have defaults; the same names and defaults as
+//! `fullstory-batch-hyper`'s):
 //! - `connect_timeout` (10 s): opening a connection, DNS and TLS handshake included.
 //! - `request_timeout` (30 s): one whole request, headers and body. While waiting with a
 //!   deadline ([`Policy::timeout`]) a request is also cut at the deadline, so a blocking wait
 //!   never outlives it by more than a moment.
-//! - `max_idle_connections` (32): connections kept for reuse (in all and per host); also sets
-//!   the worker pool of [`Client::wait_many`] to `min(max_idle_connections, 8)`. A run with
-//!   one request out at a time (a wait, one import) sends on the calling thread.
-//! - `root_certificates` (none): roots trusted in addition to Mozilla's, from DER or PEM
-//!   ([`RootCertificate`]), for a TLS proxy or a test server.
+//! - `max_connections` (32): connections kept for reuse (in all and per host); also caps
+//!   the worker threads of a run with many requests out ([`Client::wait_many`],
+//!   [`Client::import_all`], [`Client::run`]) at `min(max_connections, 8)`. A run with one
+//!   request out at a time (a wait, one import) sends on the calling thread.
+//! - root certificates (none): trusted in addition to Mozilla's, from DER or PEM, for a TLS
+//!   proxy or a test server; [`Client::new`] refuses one rustls cannot use ([`BuildError`]).
+//! - `jitter_seed` (random): makes poll jitter reproducible.
 //!
 //! Fixed choices: error statuses are read as responses (their body and `Retry-After` go to
 //! the core); redirects are never followed, so the `Authorization` header cannot reach
@@ -122,16 +125,16 @@ mod resolver;
 pub use client::Client;
 pub use drive::Run;
 pub use options::{
-    CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,
+    BuildError, ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS,
 };
 
 /// The core crate, for everything not re-exported below.
 pub use fullstory_batch;
 pub use fullstory_batch::{
-    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, Error,
-    Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey, JobMetadata,
-    JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages, Policy,
-    PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
+    ApiError, ApiKey, BaseUrl, Batch, BatchItem, Batcher, Budget, Config, ConfigError, CreateError,
+    Error, Event, EventRequest, FailedItem, IdempotencyKey, ImportReport, JobId, JobKey,
+    JobMetadata, JobRef, JobSet, JobState, JobStatusResponse, Object, Outcome, PageKind, Pages,
+    Policy, PolicyError, Progress, Resource, SessionId, Stage, StopReason, Stopped, TransportError,
     TransportKind, UserId, UserRequest, ValidationError,
 };

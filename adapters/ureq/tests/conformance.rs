@@ -3,7 +3,7 @@
 use fullstory_batch_conformance::{Adapter, Options};
 use fullstory_batch_ureq::{
     BatchItem, Budget, Client, ClientOptions, Config, Error, Event, IdempotencyKey, ImportReport,
-    JobKey, JobRef, JobStatusResponse, Outcome, Policy, RootCertificate, ValidationError,
+    JobKey, JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
 };
 
 struct Ureq(Client);
@@ -12,20 +12,19 @@ impl Adapter for Ureq {
     const NAME: &'static str = "ureq";
 
     fn new(config: Config, options: Options) -> Self {
-        let mut roots: Vec<RootCertificate> = options
-            .roots_der
-            .into_iter()
-            .map(|der| RootCertificate::from_der(der).expect("a valid root"))
-            .collect();
-        for pem in &options.roots_pem {
-            roots.extend(RootCertificate::from_pem(pem.as_bytes()).expect("valid roots"));
-        }
-        let options = ClientOptions::default()
+        let mut ureq_options = ClientOptions::new()
             .with_connect_timeout(options.connect_timeout)
             .with_request_timeout(options.request_timeout)
-            .with_max_idle_connections(options.max_connections)
-            .with_root_certificates(roots);
-        Self(Client::with_options(config, options))
+            .with_max_connections(options.max_connections);
+        for der in options.roots_der {
+            ureq_options = ureq_options.with_root_certificate_der(der);
+        }
+        for pem in &options.roots_pem {
+            ureq_options = ureq_options
+                .with_root_certificates_pem(pem.as_bytes())
+                .expect("valid roots");
+        }
+        Self(Client::new(config, ureq_options).expect("a client"))
     }
 
     fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {

@@ -63,10 +63,10 @@ fn two_hundred_imports_through_ureq_with_twenty_percent_faults() {
     let fake = common::fake_builder(LOG_CAPACITY)
         .start_blocking()
         .expect("the fake starts");
-    let options = ClientOptions::default()
+    let options = ClientOptions::new()
         .with_request_timeout(common::REQUEST_TIMEOUT)
         .with_connect_timeout(common::CONNECT_TIMEOUT);
-    let client = Client::with_options(common::config(&fake), options);
+    let client = Client::new(common::config(&fake), options).expect("no custom roots");
 
     let policy = common::policy();
     let started = Instant::now();

@@ -8,12 +8,12 @@ pub use fullstory_batch_conformance::support::*;
 use fullstory_batch_ureq::{Client, ClientOptions};
 
 pub fn client(base_url: &str) -> Client {
-    Client::with_options(config(base_url), quick_options())
+    Client::new(config(base_url), quick_options()).expect("no custom roots")
 }
 
 /// Timeouts short enough that a hung test fails fast.
 pub fn quick_options() -> ClientOptions {
-    ClientOptions::default()
+    ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_request_timeout(Duration::from_secs(5))
 }

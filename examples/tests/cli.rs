@@ -528,7 +528,8 @@ fn a_flooding_interval_is_refused() {
 #[test]
 fn a_closed_port_fails_fast() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
+    let target = closed.local_addr().unwrap().to_string();
+    let url = format!("http://{target}");
     drop(closed);
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_fsbatch"))
@@ -539,6 +540,14 @@ fn a_closed_port_fails_fast() {
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Where it could not connect, said once (not once per attempt or per cause).
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("could not connect to {target}")),
+        "{text}"
+    );
+    assert_eq!(text.matches(&target).count(), 1, "{text}");
+    assert!(!text.contains(KEY), "{text}");
 }
 
 /// `fsbatch ARGS` with no key and no base URL in the environment.

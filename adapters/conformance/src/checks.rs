@@ -266,6 +266,21 @@ pub fn refused_connection_is_connect<A: Adapter>() {
     );
 }
 
+/// A refused connection says where it went: `host:port`, once, and never the key.
+pub fn a_refused_connection_names_the_host_and_port<A: Adapter>() {
+    let base_url = refused_base_url();
+    let target = base_url.trim_start_matches("http://");
+    let client = client_for::<A>(&base_url);
+    let Err(Error::Transport(t)) = client.status(&events_job("x")) else {
+        panic!("a refused connection is a transport error")
+    };
+    assert_eq!(t.target(), Some(target));
+    assert_eq!(t.to_string(), format!("could not connect to {target}"));
+    let chain = error_chain(&t);
+    assert_eq!(chain.matches(target).count(), 1, "{chain}");
+    assert_no_key(&t);
+}
+
 /// The connection closes mid-body: `Reset`; the next request gets through.
 pub fn reset_mid_body_is_reset<A: Adapter>() {
     let fake = fake().start_blocking().unwrap();

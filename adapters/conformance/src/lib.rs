@@ -157,6 +157,7 @@ macro_rules! suite {
             truncated_json_is_malformed,
             // Transport errors, sorted.
             refused_connection_is_connect,
+            a_refused_connection_names_the_host_and_port,
             reset_mid_body_is_reset,
             stall_hits_the_request_timeout,
             slow_drip_past_the_request_timeout_is_a_timeout,

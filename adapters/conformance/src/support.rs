@@ -115,6 +115,18 @@ pub fn assert_no_key(error: &(dyn std::error::Error + 'static)) {
     }
 }
 
+/// The error and every cause below it, joined with ": ", each as its own `Display` says.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 /// A loopback port nothing listens on.
 pub fn refused_base_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");

@@ -137,8 +137,21 @@ impl Client {
     }
 
     /// Sends `request` and reads the whole answer within the request timeout (and within
-    /// `left`, when given), holding a request permit all along.
+    /// `left`, when given), holding a request permit all along. A failure names the server
+    /// it was for (`host:port`).
     pub(crate) async fn exchange(
+        &self,
+        request: Request<Vec<u8>>,
+        left: Option<Duration>,
+        span: &tracing::Span,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let uri = request.uri().clone();
+        self.limited(request, left, span)
+            .await
+            .map_err(|e| e.at(&uri))
+    }
+
+    async fn limited(
         &self,
         request: Request<Vec<u8>>,
         left: Option<Duration>,

@@ -145,8 +145,18 @@ impl Client {
         result
     }
 
-    /// Sends any request the core built and reads the whole response within the body limit.
+    /// Sends any request the core built and reads the whole response within the body
+    /// limit. A failure names the server it was for (`host:port`).
     pub(crate) fn fetch(
+        &self,
+        request: Request<Vec<u8>>,
+        deadline: Option<SystemTime>,
+    ) -> Result<Response<Vec<u8>>, TransportError> {
+        let uri = request.uri().clone();
+        self.exchange(request, deadline).map_err(|e| e.at(&uri))
+    }
+
+    fn exchange(
         &self,
         request: Request<Vec<u8>>,
         deadline: Option<SystemTime>,

@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch::{
-    ApiError, Budget, Error, ErrorBody, ErrorCode, Event, IdempotencyKey, JobState, Outcome,
-    RetryAfter, Stage, StopReason, TransportKind, UserRequest, ValidationError,
+    ApiError, Budget, CreateError, Error, ErrorBody, ErrorCode, Event, IdempotencyKey, JobState,
+    Outcome, Resource, RetryAfter, Stage, StopReason, TransportKind, UserRequest, ValidationError,
 };
 use fullstory_batch_fake::{
     Fault, FaultKind, OrgLimits, Resource as FakeResource, RetryAfter as FakeRetryAfter, Route,
@@ -1014,4 +1014,85 @@ pub fn invalid_items_send_nothing<A: Adapter>() {
         .unwrap_err();
     assert_eq!(err, ValidationError::Empty);
     assert!(fake.requests().is_empty());
+}
+
+// ---- create alone ----
+
+/// `create` makes the job and returns it after one request, with the idempotency key: it
+/// waits for nothing and reads nothing.
+pub fn create_makes_one_job_and_returns_it<A: Adapter>() {
+    let fake = fake()
+        .processing_time(Duration::from_secs(60))
+        .start_blocking()
+        .unwrap();
+    let key = IdempotencyKey::new("create-7").unwrap();
+    let job = client_for::<A>(fake.base_url())
+        .create(&events(3, 0), Some(key), fast_policy())
+        .unwrap();
+    assert_eq!(job.resource, Resource::Events);
+    let made = fake.job(job.id.as_str()).expect("the job exists");
+    assert_eq!(made.items, 3);
+    assert_eq!(made.idempotency_key.as_deref(), Some("create-7"));
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1, "one create, no status: {requests:?}");
+    assert_eq!(requests[0].route, Some(Route::Create));
+    assert_eq!(requests[0].header("idempotency-key"), Some("create-7"));
+    assert_eq!(fake.jobs_created(), 1);
+}
+
+/// A create that fails is sent again with the same key and body: one job.
+pub fn a_create_is_retried_under_its_key<A: Adapter>() {
+    let fake = fake().start_blocking().unwrap();
+    fake.script(Script::on(Route::Create).nth(1).respond(Fault::Http503 {
+        retry_after: None,
+        html: true,
+    }));
+    let job = client_for::<A>(fake.base_url())
+        .create(&events(2, 0), None, fast_policy())
+        .unwrap();
+    assert!(fake.job(job.id.as_str()).is_some());
+    assert_eq!(fake.jobs_created(), 1);
+    let creates = fake.requests();
+    assert_eq!(creates.len(), 2, "{creates:?}");
+    let key = creates[0]
+        .header("idempotency-key")
+        .expect("a key is always sent");
+    assert_eq!(creates[1].header("idempotency-key"), Some(key));
+    assert_eq!(creates[0].body_len, creates[1].body_len);
+}
+
+/// An invalid item sends nothing; a server never reached stops at create, saying where.
+pub fn a_create_that_never_succeeds_says_why<A: Adapter>() {
+    let fake = fake().start_blocking().unwrap();
+    let mut items = events(2, 0);
+    items[0].name.clear();
+    let err = client_for::<A>(fake.base_url())
+        .create(&items, None, fast_policy())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CreateError::Invalid(ValidationError::Item { index: 0, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(fake.requests().is_empty());
+
+    let base_url = refused_base_url();
+    let err = client_for::<A>(&base_url)
+        .create(&events(2, 0), None, fast_policy())
+        .unwrap_err();
+    let CreateError::Stopped(stop) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(stop.stage, Stage::Create);
+    assert!(stop.job.is_none());
+    let StopReason::TooManyErrors(Error::Transport(t)) = &stop.reason else {
+        panic!("{stop:?}")
+    };
+    assert_eq!(t.kind, TransportKind::Connect);
+    let chain = error_chain(&err);
+    let target = base_url.trim_start_matches("http://");
+    assert_eq!(chain.matches(target).count(), 1, "{chain}");
+    assert_no_key(&err);
 }

@@ -48,8 +48,8 @@ pub mod support;
 use std::time::Duration;
 
 use fullstory_batch::{
-    BatchItem, Budget, Config, Error, Event, IdempotencyKey, ImportReport, JobKey, JobRef,
-    JobStatusResponse, Outcome, Policy, ValidationError,
+    BatchItem, Budget, Config, CreateError, Error, Event, IdempotencyKey, ImportReport, JobKey,
+    JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
 };
 
 /// What a check asks of a client besides the core's [`Config`]. Each adapter maps it onto
@@ -134,6 +134,17 @@ pub trait Adapter: Sized {
         policy: Policy,
     ) -> Result<ImportReport<T>, ValidationError>;
 
+    /// A create alone, retried, nothing waited for (`Client::create`).
+    ///
+    /// # Errors
+    /// The adapter's `CreateError`: an invalid item, or why the create never succeeded.
+    fn create<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<JobRef, CreateError>;
+
     /// The client's `Debug` text.
     fn debug(&self) -> String;
 
@@ -193,6 +204,10 @@ macro_rules! suite {
             a_lost_create_answer_makes_one_job,
             a_failed_page_request_is_retried,
             invalid_items_send_nothing,
+            // Create alone.
+            create_makes_one_job_and_returns_it,
+            a_create_is_retried_under_its_key,
+            a_create_that_never_succeeds_says_why,
         );
     };
     (@each $adapter:ty; $($check:ident),+ $(,)?) => {

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use fullstory_batch::{
-    Batch, BatchItem, Budget, Event, IdempotencyKey, ImportReport, JobRef, JobSet, Outcome,
-    PageKind, Pages, Policy, Progress, ValidationError,
+    Batch, BatchItem, Budget, CreateError, Event, IdempotencyKey, ImportReport, JobRef, JobSet,
+    Outcome, PageKind, Pages, Policy, Progress, ValidationError,
 };
 use futures_util::stream::Stream;
 use tokio::sync::watch;
@@ -116,6 +116,36 @@ impl Client {
         let mut set = self.set(policy, now).with_pages(Pages::All);
         set.add_batch(batch, now);
         Ok(Run::new(self.clone(), set))
+    }
+
+    /// Creates a job for `items` (1 to 50,000 events or users) and returns it as soon as it
+    /// exists: nothing is waited for or read (see [`Client::wait`] or
+    /// [`Client::resume_import`] for later). The create is retried as `policy` says, with
+    /// the idempotency key (yours, or a fresh one kept across retries) on every try, so a
+    /// retry never makes a second job. Ends when the create succeeds or is given up;
+    /// dropping the future stops at once.
+    ///
+    /// # Errors
+    /// [`CreateError::Invalid`] naming the item and field at fault (nothing is sent then);
+    /// [`CreateError::Stopped`] when the create never succeeded (a 401, too many errors in a
+    /// row, the deadline), with why.
+    pub async fn create<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<JobRef, CreateError> {
+        let batch = Batch::new(items, key)?;
+        let now = SystemTime::now();
+        let mut set: JobSet<T> = self.set(policy, now);
+        set.add_create_only(batch, now);
+        let mut run = Run::new(self.clone(), set);
+        let mut events = Vec::new();
+        while let Some((_, event)) = run.next().await {
+            events.push(event);
+        }
+        CreateError::collect(events)
+            .expect("a create-only run ends with its Done, after its Created")
     }
 
     /// Picks up an import whose job exists: waits for it, then reads its pages.

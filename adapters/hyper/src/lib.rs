@@ -19,6 +19,7 @@
 //! | [`Client::wait_with_progress`] | the same, publishing each [`Progress`] on a `tokio::sync::watch` channel |
 //! | [`Client::wait_many`] | many jobs on one task under a shared request [`Budget`], each outcome as it ends |
 //! | [`Client::import`] / [`Client::importer`] | create, wait, read every page: all at once, or as events |
+//! | [`Client::create`] | creates a job (retried, one idempotency key) and returns it, nothing waited for |
 //! | [`Client::import_all`] | any number of items as batches, a few jobs in progress |
 //! | [`Client::resume_import`] / [`Client::pages`] | the same for a job that exists |
 //! | [`Client::run`] | any [`JobSet`], one restored after a restart say |

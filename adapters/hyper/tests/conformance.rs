@@ -4,8 +4,8 @@
 
 use fullstory_batch_conformance::{Adapter, Options};
 use fullstory_batch_hyper::{
-    BatchItem, Budget, Client, ClientOptions, Config, Error, Event, IdempotencyKey, ImportReport,
-    JobKey, JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
+    BatchItem, Budget, Client, ClientOptions, Config, CreateError, Error, Event, IdempotencyKey,
+    ImportReport, JobKey, JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
 };
 use futures_util::StreamExt;
 
@@ -71,6 +71,16 @@ impl Adapter for Hyper {
     ) -> Result<ImportReport<T>, ValidationError> {
         self.runtime
             .block_on(self.client.import(items, key, policy))
+    }
+
+    fn create<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<JobRef, CreateError> {
+        self.runtime
+            .block_on(self.client.create(items, key, policy))
     }
 
     fn debug(&self) -> String {

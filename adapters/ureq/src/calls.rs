@@ -5,8 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::SystemTime;
 
 use fullstory_batch::{
-    Batch, BatchItem, Budget, IdempotencyKey, ImportReport, JobRef, JobSet, Outcome, PageKind,
-    Pages, Policy, ValidationError,
+    Batch, BatchItem, Budget, CreateError, IdempotencyKey, ImportReport, JobRef, JobSet, Outcome,
+    PageKind, Pages, Policy, ValidationError,
 };
 
 use crate::client::Client;
@@ -79,6 +79,31 @@ impl Client {
         let mut set = self.set(policy, now).with_pages(Pages::All);
         set.add_batch(batch, now);
         Ok(Run::new(self.clone(), set, 1))
+    }
+
+    /// Creates a job for `items` (1 to 50,000 events or users) and returns it as soon as it
+    /// exists: nothing is waited for or read (see [`Client::wait`] or
+    /// [`Client::resume_import`] for later). The create is retried as `policy` says, with
+    /// the idempotency key (yours, or a fresh one kept across retries) on every try, so a
+    /// retry never makes a second job. Blocks until the create succeeds or is given up.
+    ///
+    /// # Errors
+    /// [`CreateError::Invalid`] naming the item and field at fault (nothing is sent then);
+    /// [`CreateError::Stopped`] when the create never succeeded (a 401, too many errors in a
+    /// row, the deadline), with why.
+    pub fn create<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<JobRef, CreateError> {
+        let batch = Batch::new(items, key)?;
+        let now = SystemTime::now();
+        let mut set: JobSet<T> = self.set(policy, now);
+        set.add_create_only(batch, now);
+        let events = Run::new(self.clone(), set, 1).map(|(_, event)| event);
+        CreateError::collect(events)
+            .expect("a create-only run ends with its Done, after its Created")
     }
 
     /// Picks up an import whose job exists: waits for it, then reads its pages.

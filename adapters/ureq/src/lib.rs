@@ -17,6 +17,7 @@
 //! | [`Client::watch`] | the same, as an iterator of its events (progress, then done) |
 //! | [`Client::wait_many`] | many jobs under one request [`Budget`], each outcome as it ends |
 //! | [`Client::import`] / [`Client::importer`] | create, wait, read every page: all at once, or as events |
+//! | [`Client::create`] | creates a job (retried, one idempotency key) and returns it, nothing waited for |
 //! | [`Client::import_all`] | any number of items as batches, a few jobs in progress |
 //! | [`Client::resume_import`] / [`Client::pages`] | the same for a job that exists |
 //! | [`Client::run`] | any [`JobSet`], one restored after a restart say |

@@ -2,8 +2,8 @@
 
 use fullstory_batch_conformance::{Adapter, Options};
 use fullstory_batch_ureq::{
-    BatchItem, Budget, Client, ClientOptions, Config, Error, Event, IdempotencyKey, ImportReport,
-    JobKey, JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
+    BatchItem, Budget, Client, ClientOptions, Config, CreateError, Error, Event, IdempotencyKey,
+    ImportReport, JobKey, JobRef, JobStatusResponse, Outcome, Policy, ValidationError,
 };
 
 struct Ureq(Client);
@@ -55,6 +55,15 @@ impl Adapter for Ureq {
         policy: Policy,
     ) -> Result<ImportReport<T>, ValidationError> {
         self.0.import(items, key, policy)
+    }
+
+    fn create<T: BatchItem>(
+        &self,
+        items: &[T],
+        key: Option<IdempotencyKey>,
+        policy: Policy,
+    ) -> Result<JobRef, CreateError> {
+        self.0.create(items, key, policy)
     }
 
     fn debug(&self) -> String {

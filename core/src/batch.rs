@@ -563,9 +563,9 @@ struct CreateBody<'a, T> {
 /// A create answer as it arrives: an absent or `null` job reads as one with no id, which the
 /// caller refuses as unusable.
 #[derive(Deserialize)]
-struct WireCreated<'a> {
-    #[serde(borrow, default)]
-    job: Option<WireJob<'a>>,
+struct WireCreated {
+    #[serde(default)]
+    job: Option<WireJob>,
 }
 
 /// What a page query asks for.
@@ -629,7 +629,7 @@ impl Config {
     ) -> Result<JobMetadata, ApiError> {
         let body = self.success_body(CallKind::Create, response)?;
         let status = response.status();
-        let created: WireCreated<'_> = refuse_list(body)
+        let created: WireCreated = refuse_list(body)
             .and_then(|()| serde_json::from_slice(body))
             .map_err(|e| ApiError::Malformed(Malformed::json(status, body, e)))?;
         let malformed = |field| ApiError::Malformed(Malformed::field(status, body, field));

@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::batch::Object;
+
 /// An instant with its UTC offset, as the API's RFC 3339 timestamps carry it.
 pub type Timestamp = OffsetDateTime;
 
 /// The answer to `GET /v2/{events,users}/batch/{job_id}`.
 ///
-/// Serialises in the API's own shape: counts as numbers, absent timestamps left out.
+/// Serialises in the API's own shape: counts as numbers, absent timestamps left out, and
+/// the fields this crate does not know as they came.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobStatusResponse {
     /// Items imported so far. A missing count is 0 (proto3 JSON leaves zeros out).
@@ -22,6 +25,9 @@ pub struct JobStatusResponse {
     pub errors: u64,
     /// The job itself.
     pub job: JobMetadata,
+    /// Any other fields of the answer, kept as sent (a field the API added later, say).
+    #[serde(flatten)]
+    pub extra: Object,
 }
 
 /// Metadata about an asynchronous import job.
@@ -43,6 +49,9 @@ pub struct JobMetadata {
         skip_serializing_if = "Option::is_none"
     )]
     pub finished: Option<Timestamp>,
+    /// Any other fields of the job, kept as sent.
+    #[serde(flatten)]
+    pub extra: Object,
 }
 
 /// A job's status. Statuses this crate does not know are kept verbatim and count as running.
@@ -274,31 +283,172 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 }
 
-/// `JobStatusResponse` as it arrives; strings borrow from the body where they can.
+/// `JobStatusResponse` as it arrives, checked as soon as it is read: strings borrow from
+/// the body until the last step.
 ///
 /// Every field reads absent, `null` and empty alike: a count as 0, a job as one with no id
-/// and the status `UNKNOWN`, as proto3 JSON means when it leaves a field out.
-#[derive(Deserialize)]
-struct WireStatus<'a> {
-    #[serde(default = "WireCount::empty")]
-    imports: WireCount,
-    #[serde(default = "WireCount::empty")]
-    errors: WireCount,
-    #[serde(borrow, default)]
-    job: Option<WireJob<'a>>,
+/// and the status `UNKNOWN`, as proto3 JSON means when it leaves a field out. Other keys are
+/// kept in `extra`. Read by hand rather than by serde's `flatten`, which would buffer every
+/// field of every answer on the way; the checked value is built in place, for it is too
+/// large to move around cheaply.
+struct WireStatus(Result<JobStatusResponse, FieldError>);
+
+/// `JobMetadata` as it arrives, checked: absent, `null` and `""` read alike for each field;
+/// other keys are kept in `extra`.
+pub(crate) struct WireJob(Result<JobMetadata, FieldError>);
+
+impl Default for WireJob {
+    /// An absent job: no id, the status `UNKNOWN`.
+    fn default() -> Self {
+        Self(Ok(JobMetadata {
+            id: String::new(),
+            status: JobState::Other("UNKNOWN".to_owned()),
+            created: None,
+            finished: None,
+            extra: Object::new(),
+        }))
+    }
 }
 
-/// `JobMetadata` as it arrives: absent, `null` and `""` read alike for each field.
-#[derive(Deserialize, Default)]
-pub(crate) struct WireJob<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    status: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    created: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    finished: Option<Text<'a>>,
+/// Reads a key: `Some` place among the known names, or `None` with the key put in the slot.
+/// Known names are matched as serde's derive does (no call, no loop); only an unknown key is
+/// allocated.
+macro_rules! key_seed {
+    ($seed:ident: $($name:literal => $n:literal),+) => {
+        struct $seed<'k>(&'k mut Option<String>);
+
+        impl<'de> de::DeserializeSeed<'de> for $seed<'_> {
+            type Value = Option<u8>;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u8>, D::Error> {
+                d.deserialize_identifier(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for $seed<'_> {
+            type Value = Option<u8>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Option<u8>, E> {
+                Ok(match v {
+                    $($name => Some($n),)+
+                    other => {
+                        *self.0 = Some(other.to_owned());
+                        None
+                    }
+                })
+            }
+        }
+    };
+}
+
+key_seed!(StatusKey: "imports" => 0, "errors" => 1, "job" => 2);
+key_seed!(JobKey: "id" => 0, "status" => 1, "created" => 2, "finished" => 3);
+
+/// The value of a known field seen once, or the error serde's derive gives a repeat.
+fn once<'de, T: Deserialize<'de>, A: de::MapAccess<'de>>(
+    slot: &mut Option<T>,
+    map: &mut A,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// An unknown field's value, kept under the key in `other` (the last one wins if the key
+/// repeats).
+fn keep<'de, A: de::MapAccess<'de>>(
+    extra: &mut Object,
+    map: &mut A,
+    other: &mut Option<String>,
+) -> Result<(), A::Error> {
+    let value = map.next_value()?;
+    extra.insert(other.take().unwrap_or_default(), value);
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for WireStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl<'de> Visitor<'de> for StatusVisitor {
+            type Value = WireStatus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a job status object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireStatus, A::Error> {
+                let (mut imports, mut errors) = (None::<WireCount>, None::<WireCount>);
+                let mut job = None::<Option<WireJob>>;
+                let (mut extra, mut other) = (Object::new(), None);
+                while let Some(key) = map.next_key_seed(StatusKey(&mut other))? {
+                    match key {
+                        Some(0) => once(&mut imports, &mut map, "imports")?,
+                        Some(1) => once(&mut errors, &mut map, "errors")?,
+                        Some(_) => once(&mut job, &mut map, "job")?,
+                        None => keep(&mut extra, &mut map, &mut other)?,
+                    }
+                }
+                let count =
+                    |c: Option<WireCount>, field| c.unwrap_or_else(WireCount::empty).check(field);
+                let checked = (|| {
+                    Ok(JobStatusResponse {
+                        imports: count(imports, "imports")?,
+                        errors: count(errors, "errors")?,
+                        job: job.flatten().unwrap_or_default().0?,
+                        extra,
+                    })
+                })();
+                Ok(WireStatus(checked))
+            }
+        }
+        d.deserialize_map(StatusVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireJob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct JobVisitor;
+        impl<'de> Visitor<'de> for JobVisitor {
+            type Value = WireJob;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a job object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WireJob, A::Error> {
+                let (mut id, mut status) = (None::<Option<Text<'de>>>, None::<Option<Text<'de>>>);
+                let (mut created, mut finished) =
+                    (None::<Option<Text<'de>>>, None::<Option<Text<'de>>>);
+                let (mut extra, mut other) = (Object::new(), None);
+                while let Some(key) = map.next_key_seed(JobKey(&mut other))? {
+                    match key {
+                        Some(0) => once(&mut id, &mut map, "id")?,
+                        Some(1) => once(&mut status, &mut map, "status")?,
+                        Some(2) => once(&mut created, &mut map, "created")?,
+                        Some(_) => once(&mut finished, &mut map, "finished")?,
+                        None => keep(&mut extra, &mut map, &mut other)?,
+                    }
+                }
+                fn text<'t>(t: &'t Option<Option<Text<'_>>>) -> Option<&'t str> {
+                    t.as_ref().and_then(Option::as_ref).map(|t| &*t.0)
+                }
+                let checked = (|| {
+                    Ok(JobMetadata {
+                        id: id.flatten().map(|t| t.0.into_owned()).unwrap_or_default(),
+                        status: match text(&status) {
+                            None | Some("") => JobState::Other("UNKNOWN".to_owned()),
+                            Some(s) => JobState::from_wire(s),
+                        },
+                        created: timestamp(text(&created), "job.created")?,
+                        finished: timestamp(text(&finished), "job.finished")?,
+                        extra,
+                    })
+                })();
+                Ok(WireJob(checked))
+            }
+        }
+        d.deserialize_map(JobVisitor)
+    }
 }
 
 /// A string field's text, borrowed from the body unless it holds escapes. serde's own
@@ -327,17 +477,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-impl WireJob<'_> {
+impl WireJob {
     pub(crate) fn check(self) -> Result<JobMetadata, FieldError> {
-        Ok(JobMetadata {
-            id: self.id.map(Cow::into_owned).unwrap_or_default(),
-            status: match self.status.as_ref().map(|t| &*t.0) {
-                None | Some("") => JobState::Other("UNKNOWN".to_owned()),
-                Some(s) => JobState::from_wire(s),
-            },
-            created: timestamp(self.created.as_ref().map(|t| &*t.0), "job.created")?,
-            finished: timestamp(self.finished.as_ref().map(|t| &*t.0), "job.finished")?,
-        })
+        self.0
     }
 }
 
@@ -486,8 +628,14 @@ pub(crate) fn parse_status_body(
     body: &[u8],
 ) -> Result<Result<JobStatusResponse, FieldError>, serde_json::Error> {
     refuse_list(body)?;
-    let wire: WireStatus<'_> = serde_json::from_slice(body)?;
-    Ok(wire.check())
+    let wire: WireStatus = match std::str::from_utf8(body) {
+        // Every answer the API sends: checked once here, serde_json then skips the check of
+        // each string (a call per key and value, most of the parse's cost before).
+        Ok(text) => serde_json::from_str(text)?,
+        // serde_json's own error for the bytes at fault, as it reads them.
+        Err(_) => serde_json::from_slice(body)?,
+    };
+    Ok(wire.0)
 }
 
 /// Every answer of the API is an object; serde's derive would also read a struct from a
@@ -499,21 +647,11 @@ pub(crate) fn refuse_list(body: &[u8]) -> Result<(), serde_json::Error> {
     }
 }
 
-impl WireStatus<'_> {
-    fn check(self) -> Result<JobStatusResponse, FieldError> {
-        Ok(JobStatusResponse {
-            imports: self.imports.check("imports")?,
-            errors: self.errors.check("errors")?,
-            job: self.job.unwrap_or_default().check()?,
-        })
-    }
-}
-
 impl<'de> Deserialize<'de> for JobStatusResponse {
     /// Reads the API's shape with the same tolerance as the response parser.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = WireStatus::deserialize(d)?;
-        wire.check()
+        wire.0
             .map_err(|(field, problem)| de::Error::custom(format_args!("`{field}` {problem}")))
     }
 }
@@ -521,7 +659,7 @@ impl<'de> Deserialize<'de> for JobStatusResponse {
 impl<'de> Deserialize<'de> for JobMetadata {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = WireJob::deserialize(d)?;
-        wire.check()
+        wire.0
             .map_err(|(field, problem)| de::Error::custom(format_args!("`{field}` {problem}")))
     }
 }

@@ -54,7 +54,9 @@ fn status() -> impl Strategy<Value = JobStatusResponse> {
                     status,
                     created,
                     finished,
+                    extra: Default::default(),
                 },
+                extra: Default::default(),
             },
         )
 }
@@ -145,8 +147,14 @@ proptest! {
     fn every_encoding_parses_back(status in status(), enc in encoding(), order in order()) {
         let body = write(&status, &enc, &order);
         let parsed = config().parse_status(&Response::new(body.as_bytes())).map_err(|e| format!("{e}: {body}"));
+        // Unknown fields are kept as sent.
+        let mut status = status;
+        if enc.extra_fields {
+            status.extra.insert("trace_id".into(), "abc".into());
+            status.job.extra.insert("shard".into(), serde_json::json!({"a": [1, 2, {"b": null}]}));
+        }
         prop_assert_eq!(parsed, Ok(status.clone()));
-        // And our own serialisation reads back through serde too.
+        // And our own serialisation reads back through serde too, unknown fields included.
         let again: JobStatusResponse = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
         prop_assert_eq!(again, status);
     }

@@ -302,6 +302,40 @@ fn unknown_statuses_and_fields() {
     assert_eq!(s.job.status, JobState::Other("PENDING".into()));
     assert!(!s.job.status.is_terminal());
     assert_eq!(s.job.status.to_string(), "PENDING");
+    // Unknown fields are kept as sent, at the top and in the job.
+    assert_eq!(s.extra.len(), 2, "{:?}", s.extra);
+    assert_eq!(s.extra["x"], serde_json::json!(1));
+    assert_eq!(s.extra["z"], serde_json::Value::Null);
+    assert_eq!(s.job.extra.len(), 1, "{:?}", s.job.extra);
+    assert_eq!(s.job.extra["y"], serde_json::json!([1, {}]));
+    // ... and written back (`--json`), then read again to the same value.
+    let written = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        written,
+        serde_json::json!({"imports": 1, "errors": 0, "x": 1, "z": null,
+            "job": {"id": "X", "status": "PENDING", "y": [1, {}]}})
+    );
+    let again: fullstory_batch::JobStatusResponse = serde_json::from_value(written).unwrap();
+    assert_eq!(again, s);
+}
+
+#[test]
+fn a_known_answer_has_no_extra_fields() {
+    let s = parse(200, REFERENCE_EXAMPLE).unwrap();
+    assert!(s.extra.is_empty() && s.job.extra.is_empty());
+    // A repeated unknown key keeps its last value; a repeated known one is refused.
+    let s = parse(200, r#"{"x":1,"x":2,"job":{"y":1,"y":[]}}"#).unwrap();
+    assert_eq!(s.extra["x"], serde_json::json!(2));
+    assert_eq!(s.job.extra["y"], serde_json::json!([]));
+    for body in [
+        r#"{"imports":1,"imports":2}"#,
+        r#"{"job":{"id":"a","id":"b"}}"#,
+    ] {
+        let Err(ApiError::Malformed(m)) = parse(200, body) else {
+            panic!("{body}")
+        };
+        assert!(!ApiError::Malformed(m).is_retryable(), "{body}");
+    }
 }
 
 #[test]

@@ -876,7 +876,11 @@ proptest! {
                 };
                 prop_assert_eq!(s.imports, count(hows[0], imports), "{}", body);
                 prop_assert_eq!(s.errors, count(hows[1], errors), "{}", body);
+                // Unknown fields are kept, wherever they came.
+                prop_assert_eq!(s.extra.len(), extra, "{}", body);
+                prop_assert!(s.extra.values().all(|v| *v == json!({"a": [1, null]})), "{}", body);
                 if matches!(hows[2], Mangle::Keep | Mangle::Stringify | Mangle::Duplicate) {
+                    prop_assert_eq!(s.job.extra.len(), extra, "{}", body);
                     let id_kept = !matches!(hows[3], Mangle::Drop | Mangle::Null | Mangle::Empty);
                     prop_assert_eq!(s.job.id == "abd123=", id_kept, "{}", body);
                     let status_kept = !matches!(hows[4], Mangle::Drop | Mangle::Null | Mangle::Empty);

@@ -411,6 +411,62 @@ pub fn content_length_over_the_limit_is_refused_unread<A: Adapter>() {
     assert!(client.status(&job).is_ok());
 }
 
+/// An error status whose body is over the limit (a proxy's large HTML page on a 503),
+/// announced by `Content-Length` or chunked, is still that status: its first bytes reach
+/// the core, which sorts it by its status and `Retry-After`; the wait retries after the
+/// second asked and finishes.
+pub fn an_error_status_over_the_limit_is_cut_not_refused<A: Adapter>() {
+    let page = format!("<html>{}</html>", "unavailable ".repeat(200 * 1024 / 12));
+    let headers = [("retry-after", "1"), ("content-type", "text/html")];
+    let sized = http_response("503 Service Unavailable", &headers, &page);
+    let mut chunked = String::from(
+        "HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\nretry-after: 1\r\ncontent-type: text/html\r\n\r\n",
+    );
+    for piece in page.as_bytes().chunks(8 * 1024) {
+        let piece = std::str::from_utf8(piece).expect("ascii");
+        chunked.push_str(&format!("{:x}\r\n{piece}\r\n", piece.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let done = http_response(
+        "200 OK",
+        &[("content-type", "application/json")],
+        r#"{"imports":1,"job":{"id":"x","status":"COMPLETED"}}"#,
+    );
+    for first in [sized, chunked.into_bytes()] {
+        // One call: the 503 as the error it is.
+        let server = RawServer::start(vec![first.clone(), done.clone()]);
+        let client = A::new(
+            config(&server.base_url()).with_body_limit(16 * 1024),
+            Options::default(),
+        );
+        let e = api_error(client.status(&events_job("x")));
+        assert!(matches!(e, ApiError::Server(_)), "{e:?}");
+        assert!(e.is_retryable());
+        assert_eq!(
+            e.retry_after(),
+            Some(RetryAfter::Delay(Duration::from_secs(1)))
+        );
+        let Some(ErrorBody::Raw(excerpt)) = e.details().map(|d| &d.body) else {
+            panic!("expected an excerpt of the page: {e:?}")
+        };
+        assert!(excerpt.starts_with("<html>unavailable "), "{excerpt}");
+        // A wait: retried after the second asked, then done.
+        let server = RawServer::start(vec![first, done.clone()]);
+        let client = A::new(
+            config(&server.base_url()).with_body_limit(16 * 1024),
+            Options::default(),
+        );
+        let started = Instant::now();
+        let status = finished(client.wait(&events_job("x"), fast_policy()));
+        let took = started.elapsed();
+        assert_eq!(status.job.status, JobState::Completed);
+        assert_eq!(server.requests().len(), 2);
+        assert!(took >= Duration::from_secs(1), "retried after {took:?}");
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+    }
+}
+
 /// A chunked body that never ends: reading stops at the limit (the call returns at all)
 /// and the connection is dropped (the server's writes start failing).
 pub fn a_body_growing_past_the_limit_stops_there<A: Adapter>() {

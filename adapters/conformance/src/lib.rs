@@ -7,7 +7,7 @@
 //! between adapters is the I/O: how a failure is classified (refused → `Connect`, reset
 //! mid-body → `Reset`, stall → `Timeout`, untrusted certificate → `Tls`), whether the
 //! request timeout and a [`fullstory_batch::Transmit`]'s deadline really cut a request,
-//! whether a body over the limit is refused (announced by `Content-Length`, or growing
+//! whether a 2xx body over the limit is refused (announced by `Content-Length`, or growing
 //! while read), whether extra roots are trusted, that redirects are never followed, that
 //! the connection cap holds, that error statuses reach the core with their body and
 //! `Retry-After`, and that the key never shows in a `Debug`, an error or a trace. Those,
@@ -179,6 +179,7 @@ macro_rules! suite {
             // Body limits.
             content_length_over_the_limit_is_refused_unread,
             a_body_growing_past_the_limit_stops_there,
+            an_error_status_over_the_limit_is_cut_not_refused,
             // TLS with custom roots.
             https_with_a_trusted_der_root,
             https_with_a_trusted_pem_root,

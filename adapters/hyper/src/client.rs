@@ -210,12 +210,17 @@ impl Client {
         let (parts, body) = response.into_parts();
         span.record("http.status", parts.status.as_u16());
         let declared = content_length(&parts.headers);
-        if let Some(len) = declared
+        // An error status is the answer whatever its size (a proxy's large HTML page on a
+        // 503): it is cut at the limit, for the core sorts it by its status and `Retry-After`
+        // and keeps only an excerpt of the body. A 2xx over the limit is refused.
+        let cut = !parts.status.is_success();
+        if !cut
+            && let Some(len) = declared
             && len > limit as u64
         {
             return Err(over_limit(limit, Some(len)));
         }
-        let body = read_limited(body, limit, declared).await?;
+        let body = read_limited(body, limit, declared, cut).await?;
         Ok(Response::from_parts(parts, body))
     }
 
@@ -239,29 +244,37 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Reads `body` to its end, stopping as soon as it holds more than `limit` bytes.
-/// A body in one frame (the common case) is kept without a copy.
+/// Reads `body` to its end, stopping as soon as it holds more than `limit` bytes: an error
+/// then, or with `cut`, the first `limit` bytes (the rest is left unread and the connection
+/// dropped). A body in one frame (the common case) is kept without a copy.
 async fn read_limited(
     mut body: Incoming,
     limit: usize,
     declared: Option<u64>,
+    cut: bool,
 ) -> Result<Bytes, TransportError> {
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(transport_error)?.into_data() else {
+        let Ok(mut data) = frame.map_err(transport_error)?.into_data() else {
             continue; // trailers
         };
-        total = total.saturating_add(data.len());
-        if total > limit {
-            return Err(over_limit(limit, None));
+        // `total` is within the limit here, so `room` is too.
+        let room = limit - total;
+        let full = data.len() > room;
+        if full {
+            if !cut {
+                return Err(over_limit(limit, None));
+            }
+            data.truncate(room);
         }
+        total += data.len();
         match (&mut first, &mut joined) {
             (None, None) => first = Some(data),
             (Some(_), None) => {
                 let head = first.take().unwrap_or_default();
-                // `declared` is within the limit here, so this is bounded too.
+                // Bounded by the limit, whatever was declared.
                 let hint = declared.map_or(0, |d| usize::try_from(d).unwrap_or(limit));
                 let mut buf = BytesMut::with_capacity(hint.max(total).min(limit));
                 buf.extend_from_slice(&head);
@@ -269,6 +282,9 @@ async fn read_limited(
                 joined = Some(buf);
             }
             (_, Some(buf)) => buf.extend_from_slice(&data),
+        }
+        if full {
+            break;
         }
     }
     Ok(match joined {

@@ -97,7 +97,7 @@
 //! | `Tls` | the TLS handshake failed (an untrusted certificate, say) |
 //! | `Timeout` | the request timeout or the deadline passed before the whole answer came |
 //! | `Reset` | the connection closed before the whole answer came |
-//! | `BodyTooLarge` | `Content-Length` or the bytes read went past [`Config::body_limit`]; reading stopped there |
+//! | `BodyTooLarge` | a 2xx whose `Content-Length` or bytes read went past [`Config::body_limit`]; reading stopped there (an error status is cut at the limit instead, and read as that status) |
 //! | `Other` | anything else |
 //!
 //! The key is never in an error, a span or a log line: the `Authorization` value is marked

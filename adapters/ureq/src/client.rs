@@ -1,7 +1,7 @@
 //! The client: one shared ureq `Agent`, one request per call.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch::http::{Request, Response};
@@ -145,8 +145,9 @@ impl Client {
         result
     }
 
-    /// Sends any request the core built and reads the whole response within the body
-    /// limit. A failure names the server it was for (`host:port`).
+    /// Sends any request the core built and reads the response within the body limit: a 2xx
+    /// body over it is refused, an error status's body is cut at it. A failure names the
+    /// server it was for (`host:port`).
     pub(crate) fn fetch(
         &self,
         request: Request<Vec<u8>>,
@@ -176,22 +177,38 @@ impl Client {
         }
         .map_err(transport_error)?;
 
-        // A body announced as too large is refused unread: the connection is dropped.
-        if response
-            .body()
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
-        {
-            return Err(TransportError::new(TransportKind::BodyTooLarge));
-        }
-        // One byte past the limit, so the core sees (and names) a body that is just too long.
-        let read_limit = (limit as u64).saturating_add(1);
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(read_limit)
-            .read_to_vec()
-            .map_err(transport_error)?;
+        let body = if response.status().is_success() {
+            // A body announced as too large is refused unread: the connection is dropped.
+            if response
+                .body()
+                .content_length()
+                .is_some_and(|len| len > limit as u64)
+            {
+                return Err(TransportError::new(TransportKind::BodyTooLarge));
+            }
+            // One byte past the limit, so the core sees (and names) a body that is just too
+            // long.
+            let read_limit = (limit as u64).saturating_add(1);
+            response
+                .body_mut()
+                .with_config()
+                .limit(read_limit)
+                .read_to_vec()
+                .map_err(transport_error)?
+        } else {
+            // An error status is the answer whatever its size (a proxy's large HTML page on
+            // a 503): its first `limit` bytes are read and the rest is left unread (the
+            // connection is dropped), for the core sorts it by its status and `Retry-After`
+            // and keeps only an excerpt of the body.
+            let mut body = Vec::new();
+            response
+                .body_mut()
+                .as_reader()
+                .take(limit as u64)
+                .read_to_end(&mut body)
+                .map_err(|e| transport_error(ureq::Error::from(e)))?;
+            body
+        };
         let (parts, _) = response.into_parts();
         Ok(Response::from_parts(parts, body))
     }

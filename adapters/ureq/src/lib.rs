@@ -91,8 +91,9 @@
 //! the core); redirects are never followed, so the `Authorization` header cannot reach
 //! another host (a 3xx comes back as [`ApiError::UnexpectedStatus`]); with an `https` base
 //! URL the agent refuses plain HTTP; TLS is rustls on ring; no compression is asked for; a
-//! body is read to at most the core's body limit plus one byte, and one announced as larger
-//! is not read at all ([`TransportKind::BodyTooLarge`]); proxies come from the usual
+//! 2xx body is read to at most the core's body limit plus one byte, and one announced as
+//! larger is not read at all ([`TransportKind::BodyTooLarge`]); an error status's body is cut
+//! at the limit, so a 503 with a large HTML page is still a 503; proxies come from the usual
 //! environment variables (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), as ureq reads them.
 //!
 //! # Errors
@@ -101,7 +102,7 @@
 //! it did not, with ureq's own error as `source()`. ureq's errors are sorted into
 //! [`TransportKind`]s: refused connections and unknown hosts are `Connect`, certificate and
 //! handshake failures `Tls`, any timeout `Timeout`, a connection closed before the body was
-//! complete `Reset`, a body over the limit `BodyTooLarge`, the rest `Other`.
+//! complete `Reset`, a 2xx body over the limit `BodyTooLarge`, the rest `Other`.
 //!
 //! # Tracing
 //! Each request a machine sends runs in a `fullstory_batch.request` span with `stage`

@@ -802,6 +802,7 @@ impl<T: BatchItem> Job<T> {
                 imports: 0,
                 errors: 0,
                 job: metadata,
+                extra: crate::batch::Object::new(),
             }));
             return self.finish();
         }

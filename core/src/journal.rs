@@ -187,6 +187,8 @@ pub enum JournalError {
     Changed(String),
     /// The sink could not make a record durable: nothing that needed it was sent.
     Write(std::io::Error),
+    /// The journal could not be opened or read.
+    Read(std::io::Error),
 }
 
 impl fmt::Display for JournalError {
@@ -205,6 +207,7 @@ impl fmt::Display for JournalError {
                  onto different data"
             ),
             Self::Write(e) => write!(f, "could not write the journal: {e}"),
+            Self::Read(e) => write!(f, "could not read the journal: {e}"),
         }
     }
 }
@@ -503,6 +506,16 @@ impl Ledger {
     /// The header record, to write first in a fresh journal.
     pub fn header(&self) -> JournalRecord {
         JournalRecord::Header(self.header.clone())
+    }
+
+    /// Items per batch: the input must be cut this way.
+    pub fn batch_size(&self) -> usize {
+        self.header.batch_size
+    }
+
+    /// The journal's id.
+    pub fn id(&self) -> &str {
+        &self.header.id
     }
 
     /// Whether this ledger came from a journal read back.

@@ -36,6 +36,11 @@ fn fsbatch(fake: &FakeServer, key: Option<&str>, args: &[&str]) -> Output {
     command
         .args(args)
         .env("FULLSTORY_BASE_URL", fake.base_url())
+        // Journals in a directory of this test run's own.
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join(format!("fsbatch-cli-state-{}", std::process::id())),
+        )
         .env_remove("FULLSTORY_API_KEY");
     if let Some(key) = key {
         command.env("FULLSTORY_API_KEY", key);
@@ -354,7 +359,7 @@ fn import_refuses_bad_files_before_sending() {
         Some(KEY),
         &["import", file.to_str().unwrap()],
     ));
-    assert!(err.contains("item 1") && err.contains("name"), "{err}");
+    assert!(err.contains("line 2") && err.contains("name"), "{err}");
     assert!(fake.requests().is_empty(), "nothing was sent");
 }
 

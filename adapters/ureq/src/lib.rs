@@ -116,11 +116,13 @@
 mod calls;
 mod client;
 mod drive;
+mod journal;
 mod options;
 mod resolver;
 
 pub use client::Client;
 pub use drive::Run;
+pub use journal::FileJournal;
 pub use options::{
     CertificateError, CertificateErrorKind, ClientOptions, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS, RootCertificate,

@@ -14,7 +14,10 @@ use std::time::Instant;
 use fullstory_batch::{Batcher, EventRequest, MAX_BATCH_ITEMS};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let text: String = (0..n)
         .map(|i| {
             format!(
@@ -58,7 +61,10 @@ fn main() {
         }
         out.len()
     });
-    let items: Vec<EventRequest> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let items: Vec<EventRequest> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let push = best(&mut || {
         let mut batcher = Batcher::<EventRequest>::new(MAX_BATCH_ITEMS);
         let mut bytes = 0;
@@ -82,8 +88,18 @@ fn main() {
     });
     let mb = text.len() as f64 / 1e6;
     println!("{n} items, {mb:.0} MB of JSON lines (best of 5)");
-    println!("read+validate+serialize (ours): {ours:.3}s ({:.0} MB/s)", mb / ours);
-    println!("parse+serialize (serde_json):   {alone:.3}s ({:.0} MB/s)  ratio {:.2}x", mb / alone, ours / alone);
+    println!(
+        "read+validate+serialize (ours): {ours:.3}s ({:.0} MB/s)",
+        mb / ours
+    );
+    println!(
+        "parse+serialize (serde_json):   {alone:.3}s ({:.0} MB/s)  ratio {:.2}x",
+        mb / alone,
+        ours / alone
+    );
     println!("validate+serialize (Batcher):   {push:.3}s");
-    println!("serialize (serde_json):         {write:.3}s  ratio {:.2}x", push / write);
+    println!(
+        "serialize (serde_json):         {write:.3}s  ratio {:.2}x",
+        push / write
+    );
 }

@@ -285,7 +285,9 @@ pub fn command() -> clap::Command {
 /// exits (0, or 2 for errors) as clap does.
 pub fn parse() -> Cli {
     let mut cli = command();
-    let matches = cli.get_matches_mut();
+    let matches = cli
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| exit_with(&e));
     let parsed = (|| {
         let before = GlobalArgs::from_arg_matches(&matches)?;
         let command = Command::from_arg_matches(&matches)?;
@@ -302,9 +304,21 @@ pub fn parse() -> Cli {
             command,
         })
     })();
-    let parsed: Cli = parsed.unwrap_or_else(|e: clap::Error| e.exit());
+    let parsed: Cli = parsed.unwrap_or_else(|e: clap::Error| exit_with(&e));
     QUIET.store(parsed.global.quiet, Ordering::Relaxed);
     parsed
+}
+
+/// Prints a parse error (or `--help`) as clap does and exits; `--json` promises one JSON
+/// object on stdout, so a usage error prints one there too.
+fn exit_with(e: &clap::Error) -> ! {
+    if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+        let message = e.kind().as_str().unwrap_or("usage error");
+        let error =
+            serde_json::json!({"result": "error", "error": {"kind": "usage", "message": message}});
+        println!("{error}");
+    }
+    e.exit()
 }
 
 /// `--quiet`, for the code that prints progress without a [`Global`] at hand.

@@ -581,6 +581,7 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
             );
             if changed {
                 fill(report, ledger, &stops, items_read.get());
+                report.todo = Some(todo(ledger, report.items_total, false));
                 report.arm_ctrl_c(args.json);
             }
         }
@@ -615,6 +616,7 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
         Exit::Usage => "error",
         Exit::Api => "error",
     };
+    report.todo = None;
     if worst >= Exit::Usage {
         report.todo = Some(todo(&ledger, report.items_total, input_done));
         if matches!(worst, Exit::Deadline | Exit::Api) {

@@ -733,3 +733,30 @@ fn quiet_silences_progress_but_not_the_outcome() {
     );
     assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
 }
+
+/// `--json` keeps its promise of one object on stdout on a usage error and on a bad item.
+#[test]
+fn import_json_is_one_object_on_usage_errors() {
+    let fake = fake(Duration::ZERO);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", "x.jsonl", "--batch-size", "many", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout_json(&out)["error"]["kind"], "usage");
+    let file = temp_file("bad-line.jsonl", "{\"name\":\"ok\"}\n\n{\"name\":\"\"}\n");
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", file.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["kind"], "invalid_input");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("line 3"),
+        "{v}"
+    );
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}

@@ -195,6 +195,11 @@ impl<T: BatchItem> JobSet<T> {
         self
     }
 
+    /// [`JobSet::with_pages`] in place, for jobs added from now on.
+    pub fn set_pages(&mut self, pages: Pages) {
+        self.pages = pages;
+    }
+
     /// Adds an existing job: wait for it, then read the set's pages. Its first request is
     /// due at once (or when its turn comes).
     pub fn add_job(&mut self, job: JobRef, now: SystemTime) -> JobKey {

@@ -111,6 +111,7 @@ mod error;
 mod input;
 mod job;
 mod job_set;
+pub mod journal;
 mod model;
 mod pacing;
 mod report;
@@ -136,6 +137,7 @@ pub use job::{
     StopReason, Stopped, Transmit,
 };
 pub use job_set::{Budget, DEFAULT_MAX_IN_PROGRESS, JobSet, SavedJobSet};
+pub use journal::{JournalRecord, JournalSink, Ledger};
 pub use model::{JobMetadata, JobState, JobStatusResponse, Timestamp};
 pub use pacing::{MIN_INTERVAL, Policy, PolicyBuilder, PolicyError};
 pub use report::{CreateError, ImportReport};

@@ -149,25 +149,50 @@ pub enum Region {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Import events (or users with --users) from a file, wait, and read the results.
+    /// Import events (or users with --users) from a file of any size, exactly once.
     ///
-    /// The file is a JSON array or JSON lines of event requests (user requests with --users).
-    /// Every item is checked before the first request; more than 50,000 items go as several
-    /// jobs, at most two in progress at once.
+    /// The file is JSON lines or a JSON array of event requests (user requests with --users),
+    /// read as it goes: memory holds a few batches, never the file. A file is checked whole
+    /// first, so a bad item (named by its line or array place) stops the import before
+    /// anything is sent; standard input is checked as it is read, and stops before the batch
+    /// holding a bad item is sent. Items go in batches of 50,000, at most two jobs in progress.
+    ///
+    /// A journal, written and synced before each create, makes the import resumable: after
+    /// Ctrl-C, kill -9, a timeout or a power loss, the same command carries on where it stopped
+    /// (batches created are waited on, never created again; a create whose answer was lost is
+    /// sent again under its idempotency key). It refuses a changed input. Counts come from the
+    /// final statuses; failed items go to a file named in the summary.
     #[command(after_help = "\
 Examples:
-  fsbatch import events.json
-  fsbatch --users import users.jsonl --timeout 2h
-  jq -c '.[]' events.json | fsbatch import - --json")]
+  fsbatch import events.jsonl
+  fsbatch import events.jsonl --errors-out failed.jsonl --imports-out imported.jsonl
+  fsbatch --users import users.json --timeout 2h --journal users.journal
+  jq -c '.[]' events.json | fsbatch import - --json
+
+Journal: $XDG_STATE_HOME/fsbatch/NAME-HASH.journal (default ~/.local/state/fsbatch/), named
+after the input's path, the resource and the base URL; failed items go next to it
+(NAME-HASH.errors.jsonl) unless --errors-out is given.")]
     Import {
         /// The file; `-` reads standard input.
         file: std::path::PathBuf,
-        /// Give up after this long.
+        /// Give up after this long (run the same command again to continue).
         #[arg(long, value_name = "DUR", default_value = "1h", value_parser = duration)]
         timeout: Duration,
-        /// Print exactly one JSON object on stdout.
+        /// Print exactly one JSON object on stdout, whatever happens.
         #[arg(long)]
         json: bool,
+        /// The journal file [default: under $XDG_STATE_HOME/fsbatch/].
+        #[arg(long, value_name = "PATH")]
+        journal: Option<std::path::PathBuf>,
+        /// Also read every imported item, and append them to FILE as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        imports_out: Option<std::path::PathBuf>,
+        /// Append failed items to FILE as JSON lines [default: next to the journal].
+        #[arg(long, value_name = "FILE")]
+        errors_out: Option<std::path::PathBuf>,
+        /// Items per batch (1 to 50,000); a resume must use the same.
+        #[arg(long, value_name = "N", default_value_t = 50_000, hide = true)]
+        batch_size: usize,
     },
     /// Show a job's status once (one request, no retries).
     #[command(after_help = "\
@@ -260,7 +285,9 @@ pub fn command() -> clap::Command {
 /// exits (0, or 2 for errors) as clap does.
 pub fn parse() -> Cli {
     let mut cli = command();
-    let matches = cli.get_matches_mut();
+    let matches = cli
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| exit_with(&e));
     let parsed = (|| {
         let before = GlobalArgs::from_arg_matches(&matches)?;
         let command = Command::from_arg_matches(&matches)?;
@@ -277,9 +304,21 @@ pub fn parse() -> Cli {
             command,
         })
     })();
-    let parsed: Cli = parsed.unwrap_or_else(|e: clap::Error| e.exit());
+    let parsed: Cli = parsed.unwrap_or_else(|e: clap::Error| exit_with(&e));
     QUIET.store(parsed.global.quiet, Ordering::Relaxed);
     parsed
+}
+
+/// Prints a parse error (or `--help`) as clap does and exits; `--json` promises one JSON
+/// object on stdout, so a usage error prints one there too.
+fn exit_with(e: &clap::Error) -> ! {
+    if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+        let message = e.kind().as_str().unwrap_or("usage error");
+        let error =
+            serde_json::json!({"result": "error", "error": {"kind": "usage", "message": message}});
+        println!("{error}");
+    }
+    e.exit()
 }
 
 /// `--quiet`, for the code that prints progress without a [`Global`] at hand.

@@ -1,67 +1,16 @@
-//! `fsbatch import`, `imports` and `errors`: the whole workflow from the command line.
+//! The demo's import of a list in memory, and `fsbatch imports` and `errors`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::io::Write;
 use std::time::Duration;
 
 use fullstory_batch::{
     BatchItem, EventRequest, JobRef, MAX_BATCH_ITEMS, PageKind, Policy, UserRequest,
-    ValidationError,
 };
 use fullstory_batch_ureq::{Client, Event, Outcome, Run};
 
 use crate::args::Global;
 use crate::output::{Exit, print_outcome, print_stopped};
 use crate::progress::Progress;
-
-pub fn import_file(global: &Global, file: &Path, timeout: Duration, json: bool) -> Exit {
-    if global.users {
-        import_typed::<UserRequest>(global, file, timeout, json)
-    } else {
-        import_typed::<EventRequest>(global, file, timeout, json)
-    }
-}
-
-fn import_typed<T: BatchItem>(global: &Global, file: &Path, timeout: Duration, json: bool) -> Exit {
-    let items: Vec<T> = match read_items(file) {
-        Ok(items) => items,
-        Err(message) => {
-            eprintln!("error: {}: {message}", file.display());
-            return Exit::Usage;
-        }
-    };
-    // Every item is checked before the first request, so an import stops whole, not
-    // half-done.
-    if let Some(e) = first_invalid(&items) {
-        eprintln!("error: {}: {e}", file.display());
-        return Exit::Usage;
-    }
-    let Ok(client) = crate::client(global) else {
-        return Exit::Usage;
-    };
-    import_batches(
-        &client,
-        items,
-        Policy::default().with_timeout(timeout),
-        json,
-        &mut |_| {},
-    )
-}
-
-fn first_invalid<T: BatchItem>(items: &[T]) -> Option<ValidationError> {
-    if items.is_empty() {
-        return Some(ValidationError::Empty);
-    }
-    items.iter().enumerate().find_map(|(index, item)| {
-        item.validate()
-            .err()
-            .map(|(field, problem)| ValidationError::Item {
-                index,
-                field,
-                problem,
-            })
-    })
-}
 
 /// How many jobs an import keeps in progress at once: well under the org's limit of 100,
 /// so other importers in the same organisation keep room.
@@ -157,36 +106,4 @@ fn stream<T: BatchItem>(pages: Run<T>) -> Exit {
 fn write_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
-}
-
-/// A JSON array, or JSON lines (blank lines skipped), from a file or `-` for stdin.
-fn read_items<T: BatchItem>(file: &Path) -> Result<Vec<T>, String> {
-    let mut reader: Box<dyn BufRead> = if file == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(BufReader::new(
-            std::fs::File::open(file).map_err(|e| e.to_string())?,
-        ))
-    };
-    let starts_array = reader
-        .fill_buf()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        == Some(&b'[');
-    if starts_array {
-        let mut text = Vec::new();
-        reader.read_to_end(&mut text).map_err(|e| e.to_string())?;
-        return serde_json::from_slice(&text)
-            .map_err(|e| format!("not a JSON array of requests: {e}"));
-    }
-    let mut items = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| e.to_string())?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        items.push(serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
-    }
-    Ok(items)
 }

@@ -8,8 +8,10 @@
 #![allow(rustdoc::bare_urls)]
 
 mod args;
+mod bulk;
 mod demo;
 mod import;
+mod input;
 mod output;
 mod progress;
 
@@ -42,7 +44,22 @@ fn main() -> ExitCode {
             file,
             timeout,
             json,
-        } => import::import_file(&cli.global, file, *timeout, *json),
+            journal,
+            imports_out,
+            errors_out,
+            batch_size,
+        } => bulk::import_file(
+            &cli.global,
+            &bulk::ImportArgs {
+                file: file.clone(),
+                timeout: *timeout,
+                json: *json,
+                journal: journal.clone(),
+                imports_out: imports_out.clone(),
+                errors_out: errors_out.clone(),
+                batch_size: *batch_size,
+            },
+        ),
         Command::Imports { job_id } => import::stream_pages(&cli.global, job_id, PageKind::Imports),
         Command::Errors { job_id } => import::stream_pages(&cli.global, job_id, PageKind::Errors),
         Command::Status { job_id, json } => status(&cli.global, job_id, *json),
@@ -86,18 +103,31 @@ fn wait(global: &Global, job_id: &str, policy: Policy, json: bool) -> Exit {
     wait_with_progress(&client, job, policy, json)
 }
 
-/// What Ctrl-C prints: how to pick up again. Jobs keep running on the server either way.
-static RESUME: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+/// What Ctrl-C prints: on stderr how to pick up again, and on stdout what `--json` owes.
+/// Jobs keep running on the server either way.
+static INTERRUPTED: std::sync::Mutex<(String, Option<String>)> =
+    std::sync::Mutex::new((String::new(), None));
 
 /// On Ctrl-C, print `resume` (the latest one set wins) and exit 130.
 pub(crate) fn on_ctrl_c(resume: String) {
-    *RESUME
+    on_ctrl_c_print(
+        format!("\ninterrupted; the job goes on. To wait again, run:\n  {resume}\n"),
+        None,
+    );
+}
+
+/// On Ctrl-C, print `stderr` and `stdout` (the latest ones set win) and exit 130.
+pub(crate) fn on_ctrl_c_print(stderr: String, stdout: Option<String>) {
+    *INTERRUPTED
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = resume;
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = (stderr, stdout);
     // Installed once; later calls only change the text.
     let _ = ctrlc::set_handler(|| {
-        let resume = RESUME.lock().map(|r| r.clone()).unwrap_or_default();
-        eprintln!("\ninterrupted; the job goes on. To wait again, run:\n  {resume}");
+        let (stderr, stdout) = INTERRUPTED.lock().map(|r| r.clone()).unwrap_or_default();
+        eprint!("{stderr}");
+        if let Some(stdout) = stdout {
+            println!("{stdout}");
+        }
         std::process::exit(130);
     });
 }
@@ -197,6 +227,12 @@ fn base_url(global: &Global) -> Result<BaseUrl, Exit> {
             parse_url(&url, "FULLSTORY_BASE_URL")
         }),
     }
+}
+
+/// The base URL an import goes to, as text (for naming its journal); empty when unset
+/// or invalid (the client reports that).
+pub(crate) fn base_url_text(global: &Global) -> String {
+    base_url(global).map(|u| u.to_string()).unwrap_or_default()
 }
 
 fn parse_url(url: &str, what: &str) -> Result<BaseUrl, Exit> {

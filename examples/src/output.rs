@@ -91,6 +91,12 @@ pub fn print_stopped(stopped: &Stopped, json: bool) -> Exit {
         eprintln!("error: {}{seen}", chain(stopped));
         return exit;
     }
+    println!("{}", json!({ "error": stopped_json(stopped) }));
+    exit
+}
+
+/// Why a job stopped, as the `error` object of `--json`.
+pub fn stopped_json(stopped: &Stopped) -> Value {
     let mut error = match stopped.reason.error() {
         Some(e) => error_body(e),
         None => json!({ "kind": stopped.reason.kind(), "message": chain(stopped) }),
@@ -102,8 +108,12 @@ pub fn print_stopped(stopped: &Stopped, json: bool) -> Exit {
     if let Some(status) = &stopped.last_status {
         error["last_status"] = serde_json::to_value(status).expect("a status serialises");
     }
-    println!("{}", json!({ "error": error }));
-    exit
+    error
+}
+
+/// Why a job stopped, for people: the stop, then its cause, each once.
+pub fn stopped_text(stopped: &Stopped) -> String {
+    chain(stopped)
 }
 
 /// A configuration error, always for people: it is a usage problem.

@@ -106,3 +106,90 @@ fn epoch_ms(t: SystemTime) -> u64 {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// The whole import on one live line (a terminal), or a plain line per batch event.
+pub struct ImportProgress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    read: crate::input::Counter,
+    total_bytes: Option<u64>,
+    total_items: Option<u64>,
+    started: Instant,
+}
+
+impl ImportProgress {
+    pub fn new(
+        read: crate::input::Counter,
+        total_bytes: Option<u64>,
+        total_items: Option<u64>,
+    ) -> Self {
+        let quiet = crate::args::quiet();
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let style = ProgressStyle::with_template("{spinner} {msg}").expect("a valid template");
+            let bar = ProgressBar::new_spinner().with_style(style);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            quiet,
+            read,
+            total_bytes,
+            total_items,
+            started: Instant::now(),
+        }
+    }
+
+    /// A plain line (above the live line on a terminal).
+    pub fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None if self.quiet => {}
+            None => eprintln!("{text} ({}s)", self.started.elapsed().as_secs()),
+        }
+    }
+
+    /// The live line: input read, batches created and finished, items imported and failed
+    /// so far, jobs in progress, elapsed and an estimate of the rest.
+    pub fn update(
+        &mut self,
+        items_read: u64,
+        created: usize,
+        finished: usize,
+        imported: u64,
+        failed: u64,
+        in_progress: usize,
+    ) {
+        let Some(bar) = &self.bar else { return };
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        let bytes = self.read.get();
+        let read = match self.total_bytes {
+            Some(total) => format!("read {:.0}/{:.0} MiB", mib(bytes), mib(total)),
+            None => format!("read {:.0} MiB", mib(bytes)),
+        };
+        let items = match self.total_items {
+            Some(total) => format!("{items_read}/{total} items"),
+            None => format!("{items_read} items"),
+        };
+        let elapsed = self.started.elapsed();
+        let eta = self
+            .total_items
+            .filter(|_| imported + failed > 0)
+            .map(|total| {
+                let done = (imported + failed).min(total) as f64;
+                let rest = elapsed.as_secs_f64() * (total as f64 - done) / done;
+                format!(" · ~{}s left", rest.round() as u64)
+            })
+            .unwrap_or_default();
+        bar.set_message(format!(
+            "{read} · {items} · batches {created} created, {finished} finished · {imported} imported · {failed} failed · {in_progress} in progress · {}s{eta}",
+            elapsed.as_secs()
+        ));
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

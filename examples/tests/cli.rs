@@ -36,6 +36,11 @@ fn fsbatch(fake: &FakeServer, key: Option<&str>, args: &[&str]) -> Output {
     command
         .args(args)
         .env("FULLSTORY_BASE_URL", fake.base_url())
+        // Journals in a directory of this test run's own.
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join(format!("fsbatch-cli-state-{}", std::process::id())),
+        )
         .env_remove("FULLSTORY_API_KEY");
     if let Some(key) = key {
         command.env("FULLSTORY_API_KEY", key);
@@ -354,7 +359,7 @@ fn import_refuses_bad_files_before_sending() {
         Some(KEY),
         &["import", file.to_str().unwrap()],
     ));
-    assert!(err.contains("item 1") && err.contains("name"), "{err}");
+    assert!(err.contains("line 2") && err.contains("name"), "{err}");
     assert!(fake.requests().is_empty(), "nothing was sent");
 }
 
@@ -745,4 +750,31 @@ fn quiet_silences_progress_but_not_the_outcome() {
         stderr(&out)
     );
     assert!(stdout(&out).contains("COMPLETED"), "{}", stdout(&out));
+}
+
+/// `--json` keeps its promise of one object on stdout on a usage error and on a bad item.
+#[test]
+fn import_json_is_one_object_on_usage_errors() {
+    let fake = fake(Duration::ZERO);
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", "x.jsonl", "--batch-size", "many", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout_json(&out)["error"]["kind"], "usage");
+    let file = temp_file("bad-line.jsonl", "{\"name\":\"ok\"}\n\n{\"name\":\"\"}\n");
+    let out = fsbatch(
+        &fake,
+        Some(KEY),
+        &["import", file.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["kind"], "invalid_input");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("line 3"),
+        "{v}"
+    );
+    assert!(fake.requests().is_empty(), "nothing was sent");
 }

@@ -139,6 +139,27 @@ impl Client {
             .with_max_in_progress(max_in_progress)
             .with_pages(Pages::All);
         let workers = self.options.workers(max_in_progress);
+        Run::new(self.clone(), set, workers).with_input(items.into_iter().map(Ok), batch_size)
+    }
+
+    /// [`Client::import_all`] for items read as they come (a file, a socket): an `Err`
+    /// refuses the input at that item, as an invalid item does (the batch that would hold
+    /// it is never sent; earlier batches run to their end). Pages: only failures are read
+    /// (the counts come from the final status); see [`Run::with_pages`] to read imported
+    /// items too, and [`Run::with_journal`] to import exactly once across crashes.
+    pub fn import_from<T: BatchItem>(
+        &self,
+        items: impl IntoIterator<Item = Result<T, ValidationError>, IntoIter: 'static>,
+        batch_size: usize,
+        max_in_progress: usize,
+        policy: Policy,
+    ) -> Run<T> {
+        let now = SystemTime::now();
+        let set = self
+            .set(policy, now)
+            .with_max_in_progress(max_in_progress)
+            .with_pages(Pages::Errors);
+        let workers = self.options.workers(max_in_progress);
         Run::new(self.clone(), set, workers).with_input(items, batch_size)
     }
 

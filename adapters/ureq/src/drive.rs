@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use fullstory_batch::http::Response;
+use fullstory_batch::journal::{Admit, JournalError, JournalRecord, JournalSink, Ledger};
 use fullstory_batch::{
-    BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, Transmit,
-    TransportError,
+    Batch, BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, Pages,
+    Transmit, TransportError, ValidationError,
 };
 use tracing::debug;
 
@@ -20,10 +21,21 @@ type Answer = (
     Result<Response<Vec<u8>>, TransportError>,
 );
 
-/// Items still to be read, checked and batched, a batch whenever the set has room.
+/// Items still to be read, checked and batched, a batch whenever the set has room. An
+/// `Err` (an item the caller could not read) refuses the input there, like an invalid item.
 struct Input<T> {
-    items: Box<dyn Iterator<Item = T>>,
+    items: Box<dyn Iterator<Item = Result<T, ValidationError>>>,
     batcher: Batcher<T>,
+}
+
+/// The journal of an import: the core's ledger decides, the sink makes records durable.
+struct Journaling {
+    ledger: Ledger,
+    sink: Box<dyn JournalSink>,
+    /// Records an event called for, appended at the next step: after the caller handled
+    /// the event (wrote a job's failed items, say).
+    pending: Vec<JournalRecord>,
+    error: Option<JournalError>,
 }
 
 /// A [`JobSet`] at work: an iterator of every job's events, tagged with the job's key, one
@@ -40,6 +52,7 @@ pub struct Run<T = EventRequest> {
     max_in_flight: usize,
     pool: Option<Pool>,
     in_flight: usize,
+    journal: Option<Journaling>,
 }
 
 impl<T: BatchItem> Run<T> {
@@ -51,13 +64,14 @@ impl<T: BatchItem> Run<T> {
             max_in_flight: max_in_flight.max(1),
             pool: None,
             in_flight: 0,
+            journal: None,
         }
     }
 
     /// Feeds `items` in as batches of `batch_size`, as the set makes room for them.
     pub(crate) fn with_input(
         mut self,
-        items: impl IntoIterator<Item = T, IntoIter: 'static>,
+        items: impl IntoIterator<Item = Result<T, ValidationError>, IntoIter: 'static>,
         batch_size: usize,
     ) -> Self {
         self.input = Some(Input {
@@ -65,6 +79,49 @@ impl<T: BatchItem> Run<T> {
             batcher: Batcher::new(batch_size),
         });
         self
+    }
+
+    /// Reads these pages of every job (call before the first `next`): [`Pages::Errors`]
+    /// to read only failures, say, when the final counts are enough.
+    #[must_use]
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.set.set_pages(pages);
+        self
+    }
+
+    /// Journals the import (call before the first `next`): every batch's record goes to
+    /// `sink`, made durable, before its create is sent, and `ledger` (fresh, or replayed
+    /// from the same sink's records) decides on resume what is skipped, waited on, created
+    /// again under its old key, or planned. The input is cut at the ledger's batch size.
+    /// See [`fullstory_batch::journal`] and [`crate::FileJournal`].
+    #[must_use]
+    pub fn with_journal(mut self, ledger: Ledger, sink: impl JournalSink + 'static) -> Self {
+        if let Some(input) = &mut self.input {
+            input.batcher = Batcher::new(ledger.batch_size());
+        }
+        self.journal = Some(Journaling {
+            ledger,
+            sink: Box::new(sink),
+            pending: Vec::new(),
+            error: None,
+        });
+        self
+    }
+
+    /// The journal's ledger: every batch's job, and the counts of those finished.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.journal.as_ref().map(|j| &j.ledger)
+    }
+
+    /// Why the journal stopped the input, if it did (a changed input, a write that
+    /// failed): no batch that needed a record was sent without it.
+    pub fn journal_error(&self) -> Option<&JournalError> {
+        self.journal.as_ref().and_then(|j| j.error.as_ref())
+    }
+
+    /// Whether every item of the input was read (and none refused).
+    pub fn input_done(&self) -> bool {
+        self.input.is_none()
     }
 
     /// The machine, to read a job's progress or save the whole state.
@@ -102,19 +159,18 @@ impl<T: BatchItem> Run<T> {
                 return;
             };
             let pushed = match input.items.next() {
-                Some(item) => input.batcher.push(&item),
+                Some(Ok(item)) => input.batcher.push(&item),
+                Some(Err(unread)) => Err(unread),
                 None => {
                     let last = self.input.take().and_then(|i| i.batcher.finish());
                     if let Some(batch) = last {
-                        self.set.add_batch(batch, now);
+                        self.admit(batch, now);
                     }
                     return;
                 }
             };
             match pushed {
-                Ok(Some(batch)) => {
-                    self.set.add_batch(batch, now);
-                }
+                Ok(Some(batch)) => self.admit(batch, now),
                 Ok(None) => {}
                 Err(invalid) => {
                     self.input = None;
@@ -122,6 +178,64 @@ impl<T: BatchItem> Run<T> {
                 }
             }
         }
+    }
+
+    /// Hands a batch to the set; with a journal, as the ledger decides, its record durable
+    /// first.
+    fn admit(&mut self, batch: Batch, now: SystemTime) {
+        let Some(journal) = &mut self.journal else {
+            self.set.add_batch(batch, now);
+            return;
+        };
+        let stop = match journal.ledger.admit(batch) {
+            Ok(Admit::Skip { .. }) => None,
+            Ok(Admit::Wait { index, job }) => {
+                let key = self.set.add_job(job, now);
+                journal.ledger.bind(key, index);
+                None
+            }
+            Ok(Admit::Create {
+                index,
+                batch,
+                record,
+            }) => match record.map_or(Ok(()), |r| journal.sink.append(&r)) {
+                Ok(()) => {
+                    let key = self.set.add_batch(batch, now);
+                    journal.ledger.bind(key, index);
+                    None
+                }
+                Err(e) => Some(JournalError::Write(e)),
+            },
+            Err(e) => Some(e),
+        };
+        if let Some(e) = stop {
+            journal.error.get_or_insert(e);
+            self.input = None;
+        }
+    }
+
+    /// Appends the records the events handed out so far called for.
+    fn flush_journal(&mut self) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        for record in std::mem::take(&mut journal.pending) {
+            if let Err(e) = journal.sink.append(&record) {
+                journal.error.get_or_insert(JournalError::Write(e));
+                self.input = None;
+                return;
+            }
+        }
+    }
+
+    /// An event on its way out: the record it calls for is appended at the next step.
+    fn note(&mut self, (key, event): (JobKey, Event<T>)) -> (JobKey, Event<T>) {
+        if let Some(journal) = &mut self.journal
+            && let Some(record) = journal.ledger.on_event(key, &event)
+        {
+            journal.pending.push(record);
+        }
+        (key, event)
     }
 
     /// Sends what is due: at once on this thread with one request allowed out (and
@@ -206,9 +320,10 @@ impl<T: BatchItem> Iterator for Run<T> {
     /// The loop: hand over events; feed input; send what is due; sleep until the next
     /// wake-up or an answer; hand the answer back.
     fn next(&mut self) -> Option<(JobKey, Event<T>)> {
+        self.flush_journal();
         loop {
             if let Some(event) = self.set.poll_event() {
-                return Some(event);
+                return Some(self.note(event));
             }
             self.feed(SystemTime::now());
             if self.set.is_empty() && self.input.is_none() && self.in_flight == 0 {
@@ -218,7 +333,7 @@ impl<T: BatchItem> Iterator for Run<T> {
                 continue;
             }
             if let Some(event) = self.set.poll_event() {
-                return Some(event);
+                return Some(self.note(event));
             }
             self.wait();
             self.drain_answers();
@@ -227,6 +342,19 @@ impl<T: BatchItem> Iterator for Run<T> {
 }
 
 impl<T: BatchItem> std::iter::FusedIterator for Run<T> {}
+
+impl<T> Drop for Run<T> {
+    /// A run dropped after its last event still writes the records that event called for.
+    fn drop(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            for record in std::mem::take(&mut journal.pending) {
+                if journal.sink.append(&record).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
 
 impl<T> std::fmt::Debug for Run<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -121,11 +121,13 @@
 mod calls;
 mod client;
 mod drive;
+mod journal;
 mod options;
 mod resolver;
 
 pub use client::Client;
 pub use drive::Run;
+pub use journal::FileJournal;
 pub use options::{
     BuildError, ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_TIMEOUT, MAX_WORKERS,

@@ -1,0 +1,301 @@
+//! Items read as they come from a file or stdin: JSON lines, or one JSON array, never the
+//! whole input in memory. Each item carries where it was (1-based line, or 1-based place in
+//! the array), so an error can name it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fullstory_batch::BatchItem;
+use fullstory_batch::journal::{Fingerprint, fnv1a64};
+
+/// Bytes read so far, shared with the progress line.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A reader that counts what passes.
+struct Counted<R> {
+    inner: R,
+    count: Counter,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.add(n);
+        Ok(n)
+    }
+}
+
+/// Where an item is in the input, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Line(u64),
+    Element(u64),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line(n) => write!(f, "line {n}"),
+            Self::Element(n) => write!(f, "array item {n}"),
+        }
+    }
+}
+
+/// Opens `file` (`-`: stdin) for reading items, counting bytes into `count`.
+pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
+    let inner: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).map_err(|e| e.to_string())?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, Counted { inner, count });
+    let first = loop {
+        let buf = reader.fill_buf().map_err(|e| e.to_string())?;
+        if buf.is_empty() {
+            break None;
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(n) => break Some(buf[n]),
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    let array = first == Some(b'[');
+    Ok(Items {
+        reader: Box::new(reader),
+        array,
+        started: false,
+        ended: false,
+        place: 0,
+        line: 0,
+        buf: Vec::new(),
+    })
+}
+
+/// An item's raw text and place, `None` at the end, or what is wrong where.
+type Next<'a> = Result<Option<(&'a [u8], Place)>, (Place, String)>;
+
+/// The items of an input, one at a time, each with its place.
+pub struct Items {
+    reader: Box<dyn BufRead>,
+    array: bool,
+    started: bool,
+    ended: bool,
+    place: u64,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl Items {
+    /// The next item's JSON text and place; `Ok(None)` at the end.
+    pub fn next_raw(&mut self) -> Next<'_> {
+        if self.ended {
+            return Ok(None);
+        }
+        if self.array {
+            return self.next_element();
+        }
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| (Place::Line(self.line), e.to_string()))?;
+            if n == 0 {
+                self.ended = true;
+                return Ok(None);
+            }
+            if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                return Ok(Some((&self.buf, Place::Line(self.line))));
+            }
+        }
+    }
+
+    /// The next item parsed as `T`.
+    pub fn next_item<T: BatchItem>(&mut self) -> Result<Option<(T, Place)>, (Place, String)> {
+        match self.next_raw()? {
+            None => Ok(None),
+            Some((raw, place)) => match serde_json::from_slice(raw) {
+                Ok(item) => Ok(Some((item, place))),
+                Err(e) => Err((place, format!("not a valid request: {e}"))),
+            },
+        }
+    }
+
+    /// One element of a JSON array: its bytes up to the `,` or `]` at depth 0.
+    fn next_element(&mut self) -> Next<'_> {
+        let place = Place::Element(self.place + 1);
+        let fail = |m: &str| Err((place, m.to_owned()));
+        if !self.started {
+            // The `[` (whitespace before it was skipped on open).
+            if self.byte().map_err(|e| (place, e))? != Some(b'[') {
+                return fail("not a JSON array");
+            }
+            self.started = true;
+            match self.skip_ws().map_err(|e| (place, e))? {
+                Some(b']') => {
+                    self.byte().map_err(|e| (place, e))?;
+                    self.ended = true;
+                    return self.trailing(place);
+                }
+                None => return fail("the array does not end"),
+                _ => {}
+            }
+        }
+        self.buf.clear();
+        let (mut depth, mut in_string, mut escaped) = (0u32, false, false);
+        loop {
+            let Some(b) = self.byte().map_err(|e| (place, e))? else {
+                return fail("the array does not end");
+            };
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                self.buf.push(b);
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => depth -= 1,
+                b',' | b']' if depth == 0 => {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
+                        return fail("an empty array item");
+                    }
+                    self.place += 1;
+                    if b == b']' {
+                        self.ended = true;
+                        self.trailing(place)?;
+                    }
+                    return Ok(Some((&self.buf, place)));
+                }
+                _ => {}
+            }
+            self.buf.push(b);
+        }
+    }
+
+    /// Only whitespace may follow the array.
+    fn trailing<'a>(&mut self, place: Place) -> Next<'a> {
+        match self.skip_ws().map_err(|e| (place, e))? {
+            None => Ok(None),
+            Some(_) => Err((place, "text after the end of the array".to_owned())),
+        }
+    }
+
+    fn byte(&mut self) -> Result<Option<u8>, String> {
+        let buf = self.reader.fill_buf().map_err(|e| e.to_string())?;
+        let Some(&b) = buf.first() else {
+            return Ok(None);
+        };
+        self.reader.consume(1);
+        Ok(Some(b))
+    }
+
+    /// Skips whitespace; the next byte, not taken.
+    fn skip_ws(&mut self) -> Result<Option<u8>, String> {
+        loop {
+            let buf = self.reader.fill_buf().map_err(|e| e.to_string())?;
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(n) => {
+                    let b = buf[n];
+                    self.reader.consume(n);
+                    return Ok(Some(b));
+                }
+                None => {
+                    let n = buf.len();
+                    self.reader.consume(n);
+                }
+            }
+        }
+    }
+}
+
+/// How many bytes of each end of a file its fingerprint hashes: enough to notice another
+/// file, cheap for any size; the per-batch hashes in the journal check every byte sent.
+const FINGERPRINT_SPAN: u64 = 1 << 20;
+
+/// A seekable file's size and the hash of its first and last MiB.
+pub fn fingerprint(file: &Path) -> Result<Fingerprint, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(FINGERPRINT_SPAN)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if size > FINGERPRINT_SPAN {
+        f.seek(SeekFrom::Start(
+            size.saturating_sub(FINGERPRINT_SPAN).max(FINGERPRINT_SPAN),
+        ))
+        .map_err(|e| e.to_string())?;
+        f.take(FINGERPRINT_SPAN)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Fingerprint {
+        bytes: Some(size),
+        hash: Some(format!("{:016x}", fnv1a64(&bytes))),
+        items: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elements(text: &str) -> Result<Vec<String>, (Place, String)> {
+        let mut items = Items {
+            reader: Box::new(BufReader::new(std::io::Cursor::new(
+                text.as_bytes().to_vec(),
+            ))),
+            array: true,
+            started: false,
+            ended: false,
+            place: 0,
+            line: 0,
+            buf: Vec::new(),
+        };
+        let mut out = Vec::new();
+        while let Some((raw, _)) = items.next_raw()? {
+            out.push(String::from_utf8(raw.to_vec()).unwrap().trim().to_owned());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn an_array_splits_at_its_top_level_commas() {
+        assert_eq!(
+            elements(r#"[{"a":"x,]}\"y"},{"b":[1,2]} , 3]"#).unwrap(),
+            [r#"{"a":"x,]}\"y"}"#, r#"{"b":[1,2]}"#, "3"]
+        );
+        assert_eq!(elements("[ ]").unwrap(), Vec::<String>::new());
+        assert!(elements("[1,").is_err());
+        assert!(matches!(elements("[1,,2]"), Err((Place::Element(2), _))));
+        assert!(elements("[1] x").is_err());
+    }
+}

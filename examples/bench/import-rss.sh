@@ -27,7 +27,7 @@ PY
     rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$work/time.txt")
     wall=$(awk -F': ' '/Elapsed \(wall/ {print $2}' "$work/time.txt")
     cpu_user=$(awk -F': ' '/User time/ {print $2}' "$work/time.txt")
-    result=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["result"], v["imports"], len(v["batches"]))' "$work/out.json")
+    result=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["result"], v["imports"], len(v["batches"]), json.dumps(v.get("error", "")))' "$work/out.json")
     echo "$size events, $((bytes / 1000000)) MB: peak RSS $((rss / 1024)) MiB, wall $wall, user ${cpu_user}s, result: $result"
     rm -rf "$work/events.jsonl" "$work/state"
   done

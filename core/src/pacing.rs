@@ -39,7 +39,9 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// | 2 min | 16 | 12.4 s (bound 20 s) | 14, 19.3 s |
 /// | 10 min | 42 | 19.8 s (bound 20 s) | 39, 19.8 s |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawPolicy", into = "RawPolicy")]
+// The derived code becomes `Policy::serialize`/`Policy::deserialize`; the trait impls below
+// call them, checking a saved policy on the way back in.
+#[serde(remote = "Self")]
 pub struct Policy {
     min_interval: Duration,
     age_fraction: f64,
@@ -339,55 +341,17 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-/// The serialised form of a [`Policy`], checked on the way back in.
-#[derive(Serialize, Deserialize)]
-struct RawPolicy {
-    min_interval: Duration,
-    age_fraction: f64,
-    max_interval: Duration,
-    poll_jitter: f64,
-    error_backoff: Duration,
-    max_error_backoff: Duration,
-    max_errors_in_row: u32,
-    connect_attempts_at_start: u32,
-    timeout: Option<Duration>,
-    retry_after_max: Duration,
-}
-
-impl TryFrom<RawPolicy> for Policy {
-    type Error = PolicyError;
-    fn try_from(r: RawPolicy) -> Result<Self, PolicyError> {
-        let policy = Self {
-            min_interval: r.min_interval,
-            age_fraction: r.age_fraction,
-            max_interval: r.max_interval,
-            poll_jitter: r.poll_jitter,
-            error_backoff: r.error_backoff,
-            max_error_backoff: r.max_error_backoff,
-            max_errors_in_row: r.max_errors_in_row,
-            connect_attempts_at_start: r.connect_attempts_at_start,
-            timeout: r.timeout,
-            retry_after_max: r.retry_after_max,
-        };
-        policy.check()?;
-        Ok(policy)
+impl Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Policy::serialize(self, s)
     }
 }
 
-impl From<Policy> for RawPolicy {
-    fn from(p: Policy) -> Self {
-        Self {
-            min_interval: p.min_interval,
-            age_fraction: p.age_fraction,
-            max_interval: p.max_interval,
-            poll_jitter: p.poll_jitter,
-            error_backoff: p.error_backoff,
-            max_error_backoff: p.max_error_backoff,
-            max_errors_in_row: p.max_errors_in_row,
-            connect_attempts_at_start: p.connect_attempts_at_start,
-            timeout: p.timeout,
-            retry_after_max: p.retry_after_max,
-        }
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let policy = Policy::deserialize(d)?;
+        policy.check().map_err(serde::de::Error::custom)?;
+        Ok(policy)
     }
 }
 

@@ -778,3 +778,15 @@ fn import_json_is_one_object_on_usage_errors() {
     );
     assert!(fake.requests().is_empty(), "nothing was sent");
 }
+
+/// `FileJournal` is one file held by both adapters (see its module's doc): they must not
+/// drift apart. Checked here, in the crate that is never published, which has both.
+#[test]
+fn both_adapters_hold_the_same_file_journal() {
+    let ureq = include_str!("../../adapters/ureq/src/journal.rs");
+    let hyper = include_str!("../../adapters/hyper/src/journal.rs");
+    assert!(
+        ureq == hyper,
+        "adapters/{{ureq,hyper}}/src/journal.rs differ: copy one onto the other"
+    );
+}

@@ -7,6 +7,7 @@ use fullstory_batch::{
     Batch, BatchItem, Budget, CreateError, Event, IdempotencyKey, ImportReport, JobRef, JobSet,
     Outcome, PageKind, Pages, Policy, Progress, ValidationError,
 };
+use futures_util::StreamExt;
 use futures_util::stream::Stream;
 use tokio::sync::watch;
 
@@ -181,6 +182,26 @@ impl Client {
             .set(policy, now)
             .with_max_in_progress(max_in_progress)
             .with_pages(Pages::All);
+        Run::new(self.clone(), set).with_input(items.map(Ok), batch_size)
+    }
+
+    /// [`Client::import_all`] for items read as they come (a file, a socket): an `Err`
+    /// refuses the input at that item, as an invalid item does (the batch that would hold
+    /// it is never sent; earlier batches run to their end). Pages: only failures are read
+    /// (the counts come from the final status); see [`Run::with_pages`] to read imported
+    /// items too, and [`Run::with_journal`] to import exactly once across crashes.
+    pub fn import_from<T: BatchItem>(
+        &self,
+        items: impl Stream<Item = Result<T, ValidationError>> + Send + 'static,
+        batch_size: usize,
+        max_in_progress: usize,
+        policy: Policy,
+    ) -> Run<T> {
+        let now = SystemTime::now();
+        let set = self
+            .set(policy, now)
+            .with_max_in_progress(max_in_progress)
+            .with_pages(Pages::Errors);
         Run::new(self.clone(), set).with_input(items, batch_size)
     }
 

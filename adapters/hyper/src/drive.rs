@@ -6,9 +6,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use fullstory_batch::http::Response;
+use fullstory_batch::journal::{Admit, JournalError, JournalRecord, JournalSink, Ledger};
 use fullstory_batch::{
-    BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, RequestId,
-    Transmit, TransportError,
+    Batch, BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, Pages,
+    RequestId, Transmit, TransportError, ValidationError,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, Stream};
@@ -18,10 +19,21 @@ use crate::client::Client;
 
 type Answer = (RequestId, Result<Response<Bytes>, TransportError>);
 
-/// Items still to be read, checked and batched, a batch whenever the set has room.
+/// Items still to be read, checked and batched, a batch whenever the set has room. An
+/// `Err` (an item the caller could not read) refuses the input there, like an invalid item.
 struct Input<T> {
-    items: Pin<Box<dyn Stream<Item = T> + Send>>,
+    items: Pin<Box<dyn Stream<Item = Result<T, ValidationError>> + Send>>,
     batcher: Batcher<T>,
+}
+
+/// The journal of an import: the core's ledger decides, the sink makes records durable.
+struct Journaling {
+    ledger: Ledger,
+    sink: Box<dyn JournalSink + Send>,
+    /// Records an event called for, appended at the next step: after the caller handled
+    /// the event (wrote a job's failed items, say).
+    pending: Vec<JournalRecord>,
+    error: Option<JournalError>,
 }
 
 /// A [`JobSet`] at work on the caller's task: every job's events, tagged with the job's
@@ -37,6 +49,7 @@ pub struct Run<T = EventRequest> {
     input: Option<Input<T>>,
     in_flight: FuturesUnordered<BoxFuture<'static, Answer>>,
     max_in_flight: usize,
+    journal: Option<Journaling>,
 }
 
 impl<T: BatchItem> Run<T> {
@@ -48,13 +61,14 @@ impl<T: BatchItem> Run<T> {
             input: None,
             in_flight: FuturesUnordered::new(),
             max_in_flight,
+            journal: None,
         }
     }
 
     /// Feeds `items` in as batches of `batch_size`, as the set makes room for them.
     pub(crate) fn with_input(
         mut self,
-        items: impl Stream<Item = T> + Send + 'static,
+        items: impl Stream<Item = Result<T, ValidationError>> + Send + 'static,
         batch_size: usize,
     ) -> Self {
         self.input = Some(Input {
@@ -62,6 +76,50 @@ impl<T: BatchItem> Run<T> {
             batcher: Batcher::new(batch_size),
         });
         self
+    }
+
+    /// Reads these pages of every job (call before the first `next`): [`Pages::Errors`]
+    /// to read only failures, say, when the final counts are enough.
+    #[must_use]
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.set.set_pages(pages);
+        self
+    }
+
+    /// Journals the import (call before the first `next`): every batch's record goes to
+    /// `sink`, made durable, before its create is sent, and `ledger` (fresh, or replayed
+    /// from the same sink's records) decides on resume what is skipped, waited on, created
+    /// again under its old key, or planned. The input is cut at the ledger's batch size.
+    /// The sink is called on this task (a [`crate::FileJournal`] append blocks it for one
+    /// sync). See [`fullstory_batch::journal`].
+    #[must_use]
+    pub fn with_journal(mut self, ledger: Ledger, sink: impl JournalSink + Send + 'static) -> Self {
+        if let Some(input) = &mut self.input {
+            input.batcher = Batcher::new(ledger.batch_size());
+        }
+        self.journal = Some(Journaling {
+            ledger,
+            sink: Box::new(sink),
+            pending: Vec::new(),
+            error: None,
+        });
+        self
+    }
+
+    /// The journal's ledger: every batch's job, and the counts of those finished.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.journal.as_ref().map(|j| &j.ledger)
+    }
+
+    /// Why the journal stopped the input, if it did (a changed input, a write that
+    /// failed): no batch that needed a record was sent without it.
+    pub fn journal_error(&self) -> Option<&JournalError> {
+        self.journal.as_ref().and_then(|j| j.error.as_ref())
+    }
+
+    /// Whether every item of the input was read (and none refused).
+    pub fn input_done(&self) -> bool {
+        self.input.is_none()
     }
 
     /// The machine, to read a job's progress or save the whole state.
@@ -75,9 +133,10 @@ impl<T: BatchItem> Run<T> {
     /// The loop: hand over events; feed input; send what is due; sleep until the next
     /// wake-up or an answer; hand the answer back.
     pub async fn next(&mut self) -> Option<(JobKey, Event<T>)> {
+        self.flush_journal();
         loop {
             if let Some(event) = self.set.poll_event() {
-                return Some(event);
+                return Some(self.note(event));
             }
             self.feed().await;
             if self.set.is_empty() && self.input.is_none() && self.in_flight.is_empty() {
@@ -85,7 +144,7 @@ impl<T: BatchItem> Run<T> {
             }
             self.send_due();
             if let Some(event) = self.set.poll_event() {
-                return Some(event);
+                return Some(self.note(event));
             }
             let wake = self.set.poll_timeout();
             let sleep = wake.map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
@@ -147,19 +206,18 @@ impl<T: BatchItem> Run<T> {
                 return;
             };
             let pushed = match input.items.next().await {
-                Some(item) => input.batcher.push(&item),
+                Some(Ok(item)) => input.batcher.push(&item),
+                Some(Err(unread)) => Err(unread),
                 None => {
                     let last = self.input.take().and_then(|i| i.batcher.finish());
                     if let Some(batch) = last {
-                        self.set.add_batch(batch, SystemTime::now());
+                        self.admit(batch, SystemTime::now());
                     }
                     return;
                 }
             };
             match pushed {
-                Ok(Some(batch)) => {
-                    self.set.add_batch(batch, SystemTime::now());
-                }
+                Ok(Some(batch)) => self.admit(batch, SystemTime::now()),
                 Ok(None) => {}
                 Err(invalid) => {
                     self.input = None;
@@ -167,6 +225,64 @@ impl<T: BatchItem> Run<T> {
                 }
             }
         }
+    }
+
+    /// Hands a batch to the set; with a journal, as the ledger decides, its record durable
+    /// first.
+    fn admit(&mut self, batch: Batch, now: SystemTime) {
+        let Some(journal) = &mut self.journal else {
+            self.set.add_batch(batch, now);
+            return;
+        };
+        let stop = match journal.ledger.admit(batch) {
+            Ok(Admit::Skip { .. }) => None,
+            Ok(Admit::Wait { index, job }) => {
+                let key = self.set.add_job(job, now);
+                journal.ledger.bind(key, index);
+                None
+            }
+            Ok(Admit::Create {
+                index,
+                batch,
+                record,
+            }) => match record.map_or(Ok(()), |r| journal.sink.append(&r)) {
+                Ok(()) => {
+                    let key = self.set.add_batch(batch, now);
+                    journal.ledger.bind(key, index);
+                    None
+                }
+                Err(e) => Some(JournalError::Write(e)),
+            },
+            Err(e) => Some(e),
+        };
+        if let Some(e) = stop {
+            journal.error.get_or_insert(e);
+            self.input = None;
+        }
+    }
+
+    /// Appends the records the events handed out so far called for.
+    fn flush_journal(&mut self) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        for record in std::mem::take(&mut journal.pending) {
+            if let Err(e) = journal.sink.append(&record) {
+                journal.error.get_or_insert(JournalError::Write(e));
+                self.input = None;
+                return;
+            }
+        }
+    }
+
+    /// An event on its way out: the record it calls for is appended at the next step.
+    fn note(&mut self, (key, event): (JobKey, Event<T>)) -> (JobKey, Event<T>) {
+        if let Some(journal) = &mut self.journal
+            && let Some(record) = journal.ledger.on_event(key, &event)
+        {
+            journal.pending.push(record);
+        }
+        (key, event)
     }
 
     /// Starts every request that is due, up to the connection cap.
@@ -186,6 +302,19 @@ impl<T: BatchItem> Run<T> {
         match answer {
             Ok(response) => self.set.handle_response(id, &response, now),
             Err(e) => self.set.handle_send_failed(id, e, now),
+        }
+    }
+}
+
+impl<T> Drop for Run<T> {
+    /// A run dropped after its last event still writes the records that event called for.
+    fn drop(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            for record in std::mem::take(&mut journal.pending) {
+                if journal.sink.append(&record).is_err() {
+                    return;
+                }
+            }
         }
     }
 }

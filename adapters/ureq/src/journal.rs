@@ -1,5 +1,14 @@
 //! [`FileJournal`]: the core's journal records in a file, each appended, flushed and synced
 //! before the call that needs it returns.
+//!
+//! # Why this file is in both adapters
+//! The core is sans-IO, so the file cannot live there; one adapter re-exporting the other's
+//! would make every hyper user build ureq (or the reverse); a third crate for ninety lines
+//! is more to publish than to read. So `fullstory-batch-ureq` and `fullstory-batch-hyper`
+//! each hold this same file, byte for byte (`examples/tests/cli.rs` checks that they do).
+//! It uses only `std::fs`: under hyper an append blocks the calling task for one write and
+//! one `sync_data`, once per batch and twice more per job, which is the point (the create
+//! must not go out before its record is on the disk).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -19,6 +19,7 @@
 //! | [`Client::import`] / [`Client::importer`] | create, wait, read every page: all at once, or as events |
 //! | [`Client::create`] | creates a job (retried, one idempotency key) and returns it, nothing waited for |
 //! | [`Client::import_all`] | any number of items as batches, a few jobs in progress |
+//! | [`Client::import_from`] | the same for items read as they come; [`Run::with_journal`] and a [`FileJournal`] make it exactly once across crashes |
 //! | [`Client::resume_import`] / [`Client::pages`] | the same for a job that exists |
 //! | [`Client::run`] | any [`JobSet`], one restored after a restart say |
 //!

@@ -319,6 +319,16 @@ fn unknown_statuses_and_fields() {
     assert_eq!(again, s);
 }
 
+/// An unknown number is kept as the same float through `--json` and back: serde_json's
+/// default float reading is not exact for a long one (found by the `status` fuzzer).
+#[test]
+fn an_unknown_long_number_reads_back_the_same() {
+    let s = parse(200, r#"{"":4007000000000000000000000002,"s":3}"#).unwrap();
+    let again: fullstory_batch::JobStatusResponse =
+        serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(again, s);
+}
+
 #[test]
 fn a_known_answer_has_no_extra_fields() {
     let s = parse(200, REFERENCE_EXAMPLE).unwrap();

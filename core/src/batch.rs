@@ -610,7 +610,7 @@ impl Config {
         key: &IdempotencyKey,
     ) -> Request<Vec<u8>> {
         let path = format!("/v2/{}/batch", resource.as_str());
-        let mut request = self.request(CallKind::Create, Method::POST, &path, body);
+        let mut request = self.request(Method::POST, &path, body);
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let key =
@@ -667,7 +667,7 @@ impl Config {
         if include_schema && kind == PageKind::Imports {
             path.push_str(&format!("{sep}include_schema=true"));
         }
-        self.request(CallKind::Page, Method::GET, &path, Vec::new())
+        self.request(Method::GET, &path, Vec::new())
     }
 
     /// Parses a page of imported items (`T` is [`EventRequest`] or [`UserRequest`], or your

@@ -108,12 +108,6 @@ impl Default for BodyLimits {
     }
 }
 
-/// The body limit of the call a request starts, carried in every request the core builds
-/// as an [`http::Extensions`] value, so an adapter reads it from the request it sends:
-/// `request.extensions().get::<BodyLimit>()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BodyLimit(pub usize);
-
 /// The longest job id accepted, in bytes. Real ids are a few dozen bytes; the bound keeps
 /// a hostile or mistaken id from making an unbounded URL.
 pub const MAX_JOB_ID_LEN: usize = 1024;
@@ -591,7 +585,7 @@ impl Config {
     }
 
     /// The limit of a status answer, in bytes; see [`Config::body_limits`] for the others.
-    /// Adapters read the limit of each request from its [`BodyLimit`] extension instead.
+    /// Adapters take the limit of each request from its [`crate::Transmit::body_limit`].
     pub fn body_limit(&self) -> usize {
         self.body_limits.status
     }
@@ -599,6 +593,12 @@ impl Config {
     /// The body limit of each kind of call.
     pub fn body_limits(&self) -> BodyLimits {
         self.body_limits
+    }
+
+    /// The body limit of one kind of call, for a request sent by hand (a machine's
+    /// [`crate::Transmit`] carries its own).
+    pub fn body_limit_of(&self, kind: CallKind) -> usize {
+        self.body_limits.get(kind)
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{
     BatchItem, EventRequest, FailedItem, PageAnswer, PageKind, RawItem, ValidationError,
 };
-use crate::config::{Config, JobId, JobRef, Resource};
+use crate::config::{CallKind, Config, JobId, JobRef, Resource};
 use crate::error::{ApiError, Error, Malformed, TransportError};
 use crate::input::Batch;
 use crate::model::{JobMetadata, JobState, JobStatusResponse};
@@ -65,6 +65,9 @@ pub struct Transmit {
     pub stage: Stage,
     /// The job's requests so far, this one included, for logs.
     pub attempt: u32,
+    /// Read at most this many bytes of the answer's body: the limit of this kind of call
+    /// ([`crate::BodyLimits`]). A 2xx over it is refused; an error status is cut at it.
+    pub body_limit: usize,
 }
 
 /// Which pages a job reads once it has ended.
@@ -579,6 +582,7 @@ impl<T: BatchItem> Job<T> {
                     deadline: self.state.pacer.deadline(),
                     stage: self.stage(),
                     attempt: self.state.pacer.attempts(),
+                    body_limit: self.config.body_limit_of(self.call_kind()),
                 })
             }
             PacerStep::Hold => None,
@@ -736,6 +740,15 @@ impl<T: BatchItem> Job<T> {
     pub(crate) fn abort(&mut self, reason: StopReason) {
         if self.outcome.is_none() {
             self.stop(reason);
+        }
+    }
+
+    /// The kind of call the next request makes, for its body limit.
+    fn call_kind(&self) -> CallKind {
+        match self.stage() {
+            Stage::Create => CallKind::Create,
+            Stage::Imports | Stage::Errors => CallKind::Page,
+            Stage::Wait | Stage::Done => CallKind::Status,
         }
     }
 

@@ -123,7 +123,7 @@ pub use batch::{
     Page, PageAnswer, PageKind, RawItem, SessionId, UserId, UserRequest, ValidationError, validate,
 };
 pub use config::{
-    ApiKey, BaseUrl, BodyLimit, BodyLimits, CallKind, Config, ConfigError, DEFAULT_BODY_LIMIT,
+    ApiKey, BaseUrl, BodyLimits, CallKind, Config, ConfigError, DEFAULT_BODY_LIMIT,
     DEFAULT_PAGE_LIMIT, ENV_API_KEY, ENV_BASE_URL, ENV_REGION, EnvError, JobId, JobRef,
     MAX_JOB_ID_LEN, MAX_USER_ITEM_BYTES, Resource,
 };

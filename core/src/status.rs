@@ -3,7 +3,7 @@
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, Uri};
 
-use crate::config::{BodyLimit, CallKind, Config, JobRef};
+use crate::config::{CallKind, Config, JobRef};
 use crate::error::{ApiError, Malformed};
 use crate::model::{JobStatusResponse, parse_status_body};
 
@@ -35,12 +35,7 @@ impl Config {
         path.push_str(resource);
         path.push_str("/batch/");
         job.id.push_path_segment(&mut path);
-        self.request_to(
-            CallKind::Status,
-            Method::GET,
-            self.base_url.uri(path),
-            Vec::new(),
-        )
+        self.request_to(Method::GET, self.base_url.uri(path), Vec::new())
     }
 
     /// Parses the answer to [`Config::status_request`].
@@ -61,30 +56,16 @@ impl Config {
         }
     }
 
-    /// A request to `path` below the base URL with the headers every call carries and the
-    /// body limit of its `kind` as a [`BodyLimit`] extension.
-    pub(crate) fn request(
-        &self,
-        kind: CallKind,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Request<Vec<u8>> {
-        self.request_to(kind, method, self.base_url.join(path), body)
+    /// A request to `path` below the base URL with the headers every call carries.
+    pub(crate) fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Request<Vec<u8>> {
+        self.request_to(method, self.base_url.join(path), body)
     }
 
-    /// A request to `uri` with the headers every call carries and its body limit.
-    pub(crate) fn request_to(
-        &self,
-        kind: CallKind,
-        method: Method,
-        uri: Uri,
-        body: Vec<u8>,
-    ) -> Request<Vec<u8>> {
+    /// A request to `uri` with the headers every call carries. Its body limit is not in it
+    /// (an extension costs three allocations a request): a machine's [`crate::Transmit`]
+    /// carries it, and [`Config::body_limit_of`] gives it for a call made by hand.
+    pub(crate) fn request_to(&self, method: Method, uri: Uri, body: Vec<u8>) -> Request<Vec<u8>> {
         let mut request = Request::new(body);
-        request
-            .extensions_mut()
-            .insert(BodyLimit(self.body_limits.get(kind)));
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();

@@ -6,8 +6,8 @@ use std::error::Error as _;
 
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    ApiError, ApiKey, BodyLimit, BodyLimits, CallKind, Config, EventRequest, FailedItem, JobId,
-    JobRef, JobState, PageAnswer, PageKind, Resource, UserRequest,
+    ApiError, ApiKey, BodyLimits, CallKind, Config, EventRequest, FailedItem, JobState, PageAnswer,
+    UserRequest,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -660,33 +660,39 @@ fn the_page_around_the_items_names_its_fault() {
 // ---- Body limits per call ----
 
 #[test]
-fn every_request_carries_its_limit() {
+fn every_transmit_carries_its_calls_limit() {
+    use fullstory_batch::{Batch, Job, Pages, Policy, http::Response};
+    use std::time::{Duration, SystemTime};
     let limits = BodyLimits {
-        status: 10,
-        create: 20,
-        page: 30,
+        status: 1_000,
+        create: 2_000,
+        page: 3_000,
     };
     let config = config().with_body_limits(limits);
-    let job = JobRef::new(Resource::Events, JobId::new("j").unwrap());
-    let limit =
-        |r: &fullstory_batch::http::Request<Vec<u8>>| r.extensions().get::<BodyLimit>().copied();
-    assert_eq!(limit(&config.status_request(&job)), Some(BodyLimit(10)));
-    let key = fullstory_batch::IdempotencyKey::generate();
-    let create = config.create_request(
-        &[EventRequest {
-            name: "n".into(),
-            ..Default::default()
-        }],
-        &key,
+    let items = [EventRequest {
+        name: "n".into(),
+        ..Default::default()
+    }];
+    let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let batch = Batch::new(&items, None).unwrap();
+    let mut job: Job =
+        Job::create(config.clone(), batch, Policy::default(), now, 1).with_pages(Pages::All);
+    let answer = |body: &'static str| Response::builder().status(200).body(body).unwrap();
+    let create = job.poll_transmit(now).expect("the create goes at once");
+    assert_eq!(create.body_limit, 2_000);
+    job.handle_response(create.id, &answer(r#"{"job":{"id":"j"}}"#), now);
+    now = job.poll_timeout().expect("a poll is due");
+    let status = job.poll_transmit(now).expect("the poll");
+    assert_eq!(status.body_limit, 1_000);
+    job.handle_response(
+        status.id,
+        &answer(r#"{"imports":1,"job":{"id":"j","status":"COMPLETED"}}"#),
+        now,
     );
-    assert_eq!(limit(&create.unwrap()), Some(BodyLimit(20)));
-    for kind in [PageKind::Imports, PageKind::Errors] {
-        assert_eq!(
-            limit(&config.page_request(&job, kind, None, false)),
-            Some(BodyLimit(30))
-        );
-    }
-    assert_eq!(limits.get(CallKind::Page), 30);
+    let page = job.poll_transmit(now).expect("the first page at once");
+    assert_eq!(page.body_limit, 3_000);
+    assert_eq!(limits.get(CallKind::Page), 3_000);
+    assert_eq!(config.body_limit_of(CallKind::Create), 2_000);
     assert_eq!(config.with_page_limit(99).body_limits().page, 99);
 }
 

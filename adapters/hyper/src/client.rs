@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use fullstory_batch::http::{HeaderMap, Request, Response, header::CONTENT_LENGTH};
-use fullstory_batch::{Config, Error, JobRef, JobStatusResponse, Transmit, TransportError};
+use fullstory_batch::{
+    CallKind, Config, Error, JobRef, JobStatusResponse, Transmit, TransportError,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
@@ -92,7 +94,8 @@ impl Client {
     pub async fn status(&self, job: &JobRef) -> Result<JobStatusResponse, Error> {
         let span = request_span(job, None);
         let request = self.inner.config.status_request(job);
-        let exchange = self.exchange(request, None, &span);
+        let limit = self.inner.config.body_limit_of(CallKind::Status);
+        let exchange = self.exchange(request, limit, None, &span);
         // A span no subscriber wants is not entered on every poll.
         let answer = if span.is_disabled() {
             exchange.await
@@ -125,7 +128,7 @@ impl Client {
         let left = transmit
             .deadline
             .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
-        let exchange = self.exchange(transmit.request, left, &span);
+        let exchange = self.exchange(transmit.request, transmit.body_limit, left, &span);
         let answer = if span.is_disabled() {
             exchange.await
         } else {
@@ -142,11 +145,12 @@ impl Client {
     pub(crate) async fn exchange(
         &self,
         request: Request<Vec<u8>>,
+        body_limit: usize,
         left: Option<Duration>,
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
         let uri = request.uri().clone();
-        self.limited(request, left, span)
+        self.limited(request, body_limit, left, span)
             .await
             .map_err(|e| e.at(&uri))
     }
@@ -154,6 +158,7 @@ impl Client {
     async fn limited(
         &self,
         request: Request<Vec<u8>>,
+        body_limit: usize,
         left: Option<Duration>,
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
@@ -184,7 +189,7 @@ impl Client {
                 (permit, limit)
             }
         };
-        match tokio::time::timeout(limit, self.round_trip(request, span)).await {
+        match tokio::time::timeout(limit, self.round_trip(request, body_limit, span)).await {
             Ok(answer) => answer,
             Err(_) => Err(timed_out(limit)),
         }
@@ -193,13 +198,9 @@ impl Client {
     async fn round_trip(
         &self,
         request: Request<Vec<u8>>,
+        limit: usize,
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
-        // Each kind of call has its own limit, carried by the request the core built.
-        let limit = request
-            .extensions()
-            .get::<fullstory_batch::BodyLimit>()
-            .map_or(self.inner.config.body_limit(), |l| l.0);
         let request = request.map(|body| Full::new(Bytes::from(body)));
         let response = self
             .inner

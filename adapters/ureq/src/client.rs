@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fullstory_batch::http::{Request, Response};
 use fullstory_batch::{
-    Config, Error, JobRef, JobStatusResponse, Transmit, TransportError, TransportKind,
+    CallKind, Config, Error, JobRef, JobStatusResponse, Transmit, TransportError, TransportKind,
 };
 use tracing::{Level, debug, field, warn};
 use ureq::Agent;
@@ -118,7 +118,8 @@ impl Client {
         );
         // A span no subscriber wants is not entered.
         let _entered = (!span.is_disabled()).then(|| span.enter());
-        let response = self.fetch(self.config.status_request(job), None)?;
+        let limit = self.config.body_limit_of(CallKind::Status);
+        let response = self.fetch(self.config.status_request(job), limit, None)?;
         Ok(self.config.parse_status(&response)?)
     }
 
@@ -137,7 +138,7 @@ impl Client {
         let wanted = !span.is_disabled();
         let _entered = wanted.then(|| span.enter());
         let started = (wanted || tracing::enabled!(Level::WARN)).then(Instant::now);
-        let result = self.fetch(transmit.request, transmit.deadline);
+        let result = self.fetch(transmit.request, transmit.body_limit, transmit.deadline);
         if let Some(started) = started {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match &result {
@@ -157,23 +158,21 @@ impl Client {
     pub(crate) fn fetch(
         &self,
         request: Request<Vec<u8>>,
+        limit: usize,
         deadline: Option<SystemTime>,
     ) -> Result<Response<Vec<u8>>, TransportError> {
         let uri = request.uri().clone();
-        self.exchange(request, deadline).map_err(|e| e.at(&uri))
+        self.exchange(request, limit, deadline)
+            .map_err(|e| e.at(&uri))
     }
 
     fn exchange(
         &self,
         request: Request<Vec<u8>>,
+        limit: usize,
         deadline: Option<SystemTime>,
     ) -> Result<Response<Vec<u8>>, TransportError> {
         let timeout = self.request_timeout(deadline);
-        // Each kind of call has its own limit, carried by the request the core built.
-        let limit = request
-            .extensions()
-            .get::<fullstory_batch::BodyLimit>()
-            .map_or(self.config.body_limit(), |l| l.0);
         // A request without a body goes with `()`, so ureq sends no body headers on a GET.
         let (parts, body) = request.into_parts();
         let mut response = if body.is_empty() {

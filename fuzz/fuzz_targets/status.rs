@@ -17,8 +17,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, status);
         }
         Err(e) => {
+            // The key never shows, unless the server itself sent its text (an excerpt of
+            // the body keeps what came).
             let shown = format!("{e} {e:?}");
-            assert!(!shown.contains("fuzz-key"));
+            let echoed = data.windows(b"fuzz-key".len()).any(|w| w == b"fuzz-key");
+            assert!(echoed || !shown.contains("fuzz-key"));
             let _ = (e.is_retryable(), e.retry_after(), e.kind());
         }
     }

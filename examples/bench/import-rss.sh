@@ -28,7 +28,10 @@ PY
     wall=$(awk -F': ' '/Elapsed \(wall/ {print $2}' "$work/time.txt")
     cpu_user=$(awk -F': ' '/User time/ {print $2}' "$work/time.txt")
     result=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(v["result"], v["imports"], len(v["batches"]), json.dumps(v.get("error", "")))' "$work/out.json")
-    echo "$size events, $((bytes / 1000000)) MB: peak RSS $((rss / 1024)) MiB, wall $wall, user ${cpu_user}s, result: $result"
+    # The fake keeps every item it was sent (as JSON text): its peak shows it is not the
+    # limit (a fake holding items as `Value` trees was OOM-killed at 10.5M events).
+    fake_rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$fake/status" 2>/dev/null || echo "gone")
+    echo "$size events, $((bytes / 1000000)) MB: peak RSS $((rss / 1024)) MiB, wall $wall, user ${cpu_user}s, result: $result; fake peak ${fake_rss} MiB"
     rm -rf "$work/events.jsonl" "$work/state"
   done
 done

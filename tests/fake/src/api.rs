@@ -11,7 +11,7 @@ use crate::fault::RetryAfter;
 use crate::model::{Resource, ResourceExt, Route};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::state::{Created, NewJob};
+use crate::state::{Created, NewJob, stored};
 use crate::validate::{Rejection, validate_batch};
 use crate::wire::{self, PageKind, PageRequest};
 
@@ -213,7 +213,7 @@ impl Shared {
         let failed = self.failures(resource, &items, shared_context);
         let job = NewJob {
             resource,
-            items,
+            items: stored(items),
             failed,
             idempotency,
         };

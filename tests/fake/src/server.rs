@@ -22,7 +22,7 @@ use crate::codec::{mix, process_salt};
 use crate::fault::{Script, ScriptId, ScriptState};
 use crate::log::{LoggedRequest, RequestLog};
 use crate::model::{JobSnapshot, Resource, ResourceExt};
-use crate::state::{Created, Job, JobTiming, NewJob, State};
+use crate::state::{Created, Job, JobTiming, NewJob, State, stored};
 use crate::stats::{Stats, Tally};
 use crate::validate::{ItemFailure, default_fails, import_failure};
 
@@ -233,7 +233,7 @@ impl FakeServer {
         let failed = self.shared.failures(resource, &items, false);
         let job = NewJob {
             resource,
-            items,
+            items: stored(items),
             failed,
             idempotency: None,
         };

@@ -140,7 +140,7 @@ pub(crate) fn page_doc(job: &Job, page: &PageRequest, clock: &Clock, encoding: &
                 let mut object = Map::new();
                 object.insert("message".into(), json!(failure.message));
                 object.insert("code".into(), json!(failure.code));
-                object.insert(job.resource.item_key().into(), job.items[*i].clone());
+                object.insert(job.resource.item_key().into(), job.item(*i));
                 add_extra(&mut object, encoding);
                 Value::Object(object)
             });
@@ -193,7 +193,7 @@ fn import_result(
     clock: &Clock,
     encoding: &Encoding,
 ) -> Value {
-    let item = &job.items[index];
+    let item = &job.item(index);
     let mut object = Map::new();
     match job.resource {
         Resource::Events => {

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime};
 
+use fullstory_batch::bytes::Bytes;
 use fullstory_batch::http::{Request, Response};
 use fullstory_batch::{
     ApiKey, BaseUrl, Config, Event, Job, JobId, JobRef, Outcome, Policy, Resource, Transmit,
@@ -81,7 +82,7 @@ fn wait(
 /// HTTP/1.1 by hand: one request per connection, `Content-Length` bodies, at most 1 MiB.
 /// The read timeout is 30 s, or less when the transmit's deadline (the policy's) is nearer.
 fn send(transmit: &Transmit) -> Result<Response<Vec<u8>>, TransportError> {
-    let request: &Request<Vec<u8>> = &transmit.request;
+    let request: &Request<Bytes> = &transmit.request;
     let io = |kind| {
         move |e: std::io::Error| {
             use std::io::ErrorKind::{TimedOut, WouldBlock};

@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -597,18 +598,18 @@ impl Config {
         &self,
         items: &[T],
         key: &IdempotencyKey,
-    ) -> Result<Request<Vec<u8>>, ValidationError> {
+    ) -> Result<Request<Bytes>, ValidationError> {
         let body = create_body(items)?;
-        Ok(self.create_request_with_body(T::RESOURCE, body, key))
+        Ok(self.create_request_with_body(T::RESOURCE, Bytes::from(body), key))
     }
 
     /// The create request for a body already checked and serialised.
     pub(crate) fn create_request_with_body(
         &self,
         resource: Resource,
-        body: Vec<u8>,
+        body: Bytes,
         key: &IdempotencyKey,
-    ) -> Request<Vec<u8>> {
+    ) -> Request<Bytes> {
         let path = format!("/v2/{}/batch", resource.as_str());
         let mut request = self.request(Method::POST, &path, body);
         let headers = request.headers_mut();
@@ -649,7 +650,7 @@ impl Config {
         kind: PageKind,
         page_token: Option<&str>,
         include_schema: bool,
-    ) -> Request<Vec<u8>> {
+    ) -> Request<Bytes> {
         let mut path = format!(
             "/v2/{}/batch/{}/{}",
             job.resource.as_str(),
@@ -667,7 +668,7 @@ impl Config {
         if include_schema && kind == PageKind::Imports {
             path.push_str(&format!("{sep}include_schema=true"));
         }
-        self.request(Method::GET, &path, Vec::new())
+        self.request(Method::GET, &path, Bytes::new())
     }
 
     /// Parses a page of imported items (`T` is [`EventRequest`] or [`UserRequest`], or your

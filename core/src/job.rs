@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,7 @@ pub struct Transmit {
     /// Which request this is.
     pub id: RequestId,
     /// The request, ready to go.
-    pub request: Request<Vec<u8>>,
+    pub request: Request<Bytes>,
     /// Abandon it at this instant and report a [`crate::TransportKind::Timeout`]: past it
     /// the machine stops waiting anyway.
     pub deadline: Option<SystemTime>,
@@ -763,14 +764,12 @@ impl<T: BatchItem> Job<T> {
         self.outcome.is_none() && self.state.pacer.in_flight() && id == self.current_id()
     }
 
-    fn request(&self) -> Request<Vec<u8>> {
+    fn request(&self) -> Request<Bytes> {
         let config = &self.config;
         match &self.state.step {
-            Step::Create(batch) => config.create_request_with_body(
-                batch.resource(),
-                batch.body().as_bytes().to_vec(),
-                batch.key(),
-            ),
+            Step::Create(batch) => {
+                config.create_request_with_body(batch.resource(), batch.body().clone(), batch.key())
+            }
             Step::Wait { .. } => config.status_request(self.known_job()),
             Step::Pages { kind, token, .. } => config.page_request(
                 self.known_job(),

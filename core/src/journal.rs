@@ -547,7 +547,7 @@ impl Ledger {
     /// [`JournalError::Changed`] when the batch is not the one journaled at its place.
     pub fn admit(&mut self, batch: Batch) -> Result<Admit, JournalError> {
         let index = self.next_index;
-        let hash = format!("{:016x}", fnv1a64(batch.body().as_bytes()));
+        let hash = format!("{:016x}", fnv1a64(batch.body()));
         if let Some(known) = self.batches.get(&index) {
             if known.hash != hash
                 || known.first_item != batch.first_item()

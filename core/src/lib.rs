@@ -145,4 +145,5 @@ pub use retry_after::{DEFAULT_RETRY_AFTER_MAX, RetryAfter, retry_after};
 pub use status::{INTEGRATION_SOURCE, USER_AGENT_VALUE};
 
 /// The `http` crate this one speaks, so adapters use the same version.
+pub use bytes;
 pub use http;

@@ -1,5 +1,6 @@
 //! The status call: `GET /v2/{events,users}/batch/{job_id}`.
 
+use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, Uri};
 
@@ -24,7 +25,7 @@ impl Config {
     /// assert_eq!(request.uri(), "https://api.fullstory.com/v2/events/batch/a%2Fb%3Fc");
     /// # Ok::<(), fullstory_batch::ConfigError>(())
     /// ```
-    pub fn status_request(&self, job: &JobRef) -> Request<Vec<u8>> {
+    pub fn status_request(&self, job: &JobRef) -> Request<Bytes> {
         let resource = job.resource.as_str();
         let id = job.id.as_str();
         // Room for the id with a few bytes encoded; more just grows the string once.
@@ -35,7 +36,7 @@ impl Config {
         path.push_str(resource);
         path.push_str("/batch/");
         job.id.push_path_segment(&mut path);
-        self.request_to(Method::GET, self.base_url.uri(path), Vec::new())
+        self.request_to(Method::GET, self.base_url.uri(path), Bytes::new())
     }
 
     /// Parses the answer to [`Config::status_request`].
@@ -57,14 +58,14 @@ impl Config {
     }
 
     /// A request to `path` below the base URL with the headers every call carries.
-    pub(crate) fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Request<Vec<u8>> {
+    pub(crate) fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Bytes> {
         self.request_to(method, self.base_url.join(path), body)
     }
 
     /// A request to `uri` with the headers every call carries. Its body limit is not in it
     /// (an extension costs three allocations a request): a machine's [`crate::Transmit`]
     /// carries it, and [`Config::body_limit_of`] gives it for a call made by hand.
-    pub(crate) fn request_to(&self, method: Method, uri: Uri, body: Vec<u8>) -> Request<Vec<u8>> {
+    pub(crate) fn request_to(&self, method: Method, uri: Uri, body: Bytes) -> Request<Bytes> {
         let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = uri;

@@ -144,7 +144,7 @@ impl Client {
     /// it was for (`host:port`).
     pub(crate) async fn exchange(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<Bytes>,
         body_limit: usize,
         left: Option<Duration>,
         span: &tracing::Span,
@@ -157,7 +157,7 @@ impl Client {
 
     async fn limited(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<Bytes>,
         body_limit: usize,
         left: Option<Duration>,
         span: &tracing::Span,
@@ -197,11 +197,11 @@ impl Client {
 
     async fn round_trip(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<Bytes>,
         limit: usize,
         span: &tracing::Span,
     ) -> Result<Response<Bytes>, TransportError> {
-        let request = request.map(|body| Full::new(Bytes::from(body)));
+        let request = request.map(Full::new);
         let response = self
             .inner
             .http

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
+use fullstory_batch::bytes::Bytes;
 use fullstory_batch::http::{Request, Response};
 use fullstory_batch::{
     CallKind, Config, Error, JobRef, JobStatusResponse, Transmit, TransportError, TransportKind,
@@ -157,7 +158,7 @@ impl Client {
     /// server it was for (`host:port`).
     pub(crate) fn fetch(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<Bytes>,
         limit: usize,
         deadline: Option<SystemTime>,
     ) -> Result<Response<Vec<u8>>, TransportError> {
@@ -168,7 +169,7 @@ impl Client {
 
     fn exchange(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<Bytes>,
         limit: usize,
         deadline: Option<SystemTime>,
     ) -> Result<Response<Vec<u8>>, TransportError> {
@@ -178,7 +179,7 @@ impl Client {
         let mut response = if body.is_empty() {
             self.send(Request::from_parts(parts, ()), timeout)
         } else {
-            self.send(Request::from_parts(parts, body), timeout)
+            self.send(Request::from_parts(parts, &body[..]), timeout)
         }
         .map_err(transport_error)?;
 

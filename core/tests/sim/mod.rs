@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use fullstory_batch::bytes::Bytes;
 use fullstory_batch::http::{Request, Response};
 use fullstory_batch::{
     ApiKey, Batch, BatchItem, Config, Event, EventRequest, Job, JobId, JobRef, JobSet, Outcome,
@@ -204,7 +205,7 @@ impl Server {
     }
 
     /// Handles one request that arrives at `now` (our clock).
-    pub fn handle(&mut self, request: &Request<Vec<u8>>, now: SystemTime) -> Answer {
+    pub fn handle(&mut self, request: &Request<Bytes>, now: SystemTime) -> Answer {
         self.handled += 1;
         let n = self.handled;
         let create_fault = if request.method() == "POST" {
@@ -272,7 +273,7 @@ impl Server {
 
     fn route(
         &mut self,
-        request: &Request<Vec<u8>>,
+        request: &Request<Bytes>,
         now: SystemTime,
         fault: Option<&Fault>,
     ) -> (u16, String) {

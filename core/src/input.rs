@@ -1,7 +1,6 @@
 //! A source of items, split into batches: each item checked, then serialised into the body
 //! of its batch's create call, so a batch waits to be sent as bytes, not as items.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -13,11 +12,6 @@ use crate::config::Resource;
 
 const OPEN: &[u8] = br#"{"requests":["#;
 const CLOSE: &[u8] = b"]}";
-
-/// Bodies a [`Batcher`] keeps a hold on for reuse. A body is free once its create is
-/// answered, which is mostly before the next batch starts; two spares cover a create still
-/// out, and more would only keep freed buffers longer.
-const SPARE_BODIES: usize = 2;
 
 /// One batch, ready to create: the create call's body (JSON text, kept as sent so a retry
 /// sends the same bytes) and its idempotency key.
@@ -143,12 +137,14 @@ pub struct Batcher<T> {
     /// a little on its first item, rather than grown by doubling (a 7.5 MB body would
     /// otherwise sit in an 8 MiB buffer, after copies at 4 and 2 MiB...).
     last_len: usize,
-    /// The last bodies handed out, shared: once a body's job is created (its other
-    /// holders gone), its buffer fills the next batch. Without this every batch takes a
-    /// fresh multi-megabyte buffer, and glibc, which raises its mmap threshold to the size
-    /// of the last large block freed, serves those from arenas that fragment and keep
-    /// growing with the number of batches (peak RSS 48 MiB at 2 M events, 27 MiB with it).
-    handed: VecDeque<Bytes>,
+    /// Every body handed out, shared: once a body's holders are gone (its job created),
+    /// its buffer fills the next batch. A new buffer is taken only when every one is still
+    /// held, so there are never more than the most bodies the caller held at once: for a
+    /// [`crate::JobSet`], its jobs in progress plus the one queued. Freeing them instead
+    /// grows the heap: glibc raises its mmap threshold to the last large block freed, so
+    /// later multi-megabyte buffers come from arena holes that a slightly longer body no
+    /// longer fits (peak RSS 48 MiB at 2 M events, and rising with the input).
+    handed: Vec<Bytes>,
     in_buf: usize,
     seen: u64,
     _items: PhantomData<fn(&T)>,
@@ -161,7 +157,7 @@ impl<T: BatchItem> Batcher<T> {
             size: size.clamp(1, MAX_BATCH_ITEMS),
             buf: Vec::new(),
             last_len: 0,
-            handed: VecDeque::new(),
+            handed: Vec::new(),
             in_buf: 0,
             seen: 0,
             _items: PhantomData,
@@ -211,7 +207,7 @@ impl<T: BatchItem> Batcher<T> {
         let Some(free) = self.handed.iter().position(Bytes::is_unique) else {
             return;
         };
-        let body = self.handed.remove(free).expect("the position is in range");
+        let body = self.handed.swap_remove(free);
         if let Ok(buf) = body.try_into_mut() {
             let mut buf = Vec::from(buf);
             buf.clear();
@@ -229,10 +225,7 @@ impl<T: BatchItem> Batcher<T> {
         }
         let body = Bytes::from(std::mem::take(&mut self.buf));
         self.last_len = body.len();
-        if self.handed.len() == SPARE_BODIES {
-            self.handed.pop_front();
-        }
-        self.handed.push_back(body.clone());
+        self.handed.push(body.clone());
         let items = std::mem::take(&mut self.in_buf);
         Batch {
             resource: T::RESOURCE,
@@ -344,10 +337,30 @@ mod tests {
         assert_ne!(second.body().as_ptr(), first_at);
         drop(first);
         let third = fill(&mut batcher);
-        assert_eq!(third.body().as_ptr(), first_at, "the freed buffer is reused");
+        assert_eq!(
+            third.body().as_ptr(),
+            first_at,
+            "the freed buffer is reused"
+        );
         let body: serde_json::Value = serde_json::from_slice(third.body()).unwrap();
         assert_eq!(body["requests"].as_array().unwrap().len(), 100);
         drop((second, third));
+    }
+
+    #[test]
+    fn buffers_never_outnumber_the_bodies_held_at_once() {
+        let mut batcher = Batcher::new(10);
+        let mut held = std::collections::VecDeque::new();
+        for i in 0..1_000 {
+            if let Some(batch) = batcher.push(&event(&format!("event-{i:04}"))).unwrap() {
+                held.push_back(batch);
+                if held.len() > 2 {
+                    held.pop_front();
+                }
+            }
+        }
+        // Two held by the caller, and one free, ready for the next batch.
+        assert_eq!(batcher.handed.len(), 3);
     }
 
     #[test]

@@ -1,14 +1,22 @@
 //! A source of items, split into batches: each item checked, then serialised into the body
-//! of its batch's create call, so a batch waits to be sent as bytes, not as items.
+//! of its batch's create call, so a batch waits to be sent as bytes, not as items. An
+//! [`Intake`] hands the batches to a [`JobSet`] as it makes room, through the journal when
+//! there is one.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchItem, IdempotencyKey, MAX_BATCH_ITEMS, ValidationError, validate};
+use crate::batch::{
+    BatchItem, EventRequest, IdempotencyKey, MAX_BATCH_ITEMS, ValidationError, validate,
+};
 use crate::config::Resource;
+use crate::job::{Event, JobKey};
+use crate::job_set::JobSet;
+use crate::journal::{Admit, JournalError, JournalRecord, JournalSink, Ledger};
 
 const OPEN: &[u8] = br#"{"requests":["#;
 const CLOSE: &[u8] = b"]}";
@@ -243,6 +251,261 @@ impl<T> fmt::Debug for Batcher<T> {
             .field("size", &self.size)
             .field("in_batch", &self.in_buf)
             .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+/// An import's input on its way into a [`JobSet`]: the [`Batcher`] that cuts it, and the
+/// optional journal (a [`Ledger`] that decides, a [`JournalSink`] that makes records
+/// durable). It decides what each item, each batch and each event means; the driver only
+/// fetches items, from an iterator, a stream or anything else. The sink is the driver's
+/// I/O, called by the intake at the points it decides; the intake itself does none.
+///
+/// The driver's part, added to the loop of [`JobSet`]:
+/// 1. At the start of each step, [`Intake::flush`]: the records the events handed out so
+///    far called for are appended (after the caller handled those events).
+/// 2. Take events with [`Intake::poll_event`] (or note each one taken from the set with
+///    [`Intake::note`]).
+/// 3. While [`Intake::wants_item`], read one item and hand it to [`Intake::offer`]: `None`
+///    when the input has ended, `Err` for an item that could not be read.
+/// 4. Send, sleep and hand answers to the set as usual. The run is over once the set is
+///    empty and [`Intake::input_done`].
+///
+/// With a journal, a batch goes to the set only after its record was appended: its create
+/// is never sent without it. A record that cannot be written, or a batch that is not the
+/// one journaled at its place, stops the input there ([`Intake::journal_error`]); the jobs
+/// already in the set run on. Dropped, it still appends the records noted since the last
+/// flush.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use fullstory_batch::journal::{Fingerprint, Header, JournalRecord};
+/// use fullstory_batch::{ApiKey, Config, EventRequest, Intake, JobSet, Ledger, Policy, Resource};
+///
+/// let now = SystemTime::UNIX_EPOCH;
+/// let config = Config::new(ApiKey::new("my-api-key")?);
+/// let mut set: JobSet = JobSet::new(config, Policy::default(), now, 7).with_max_in_progress(1);
+/// let ledger = Ledger::new(Header::new(Resource::Events, 2, Fingerprint::default()));
+/// let mut intake: Intake<EventRequest, Vec<JournalRecord>> =
+///     Intake::new(500).with_journal(ledger, Vec::new());
+/// let mut items = (0..5).map(|i| EventRequest { name: format!("e{i}"), ..EventRequest::default() });
+/// while intake.wants_item(&set) {
+///     intake.offer(&mut set, items.next().map(Ok), now);
+/// }
+/// // Cut at the ledger's batch size: one batch running, one waiting its turn.
+/// assert_eq!(set.len(), 2);
+/// assert!(!intake.input_done());
+/// let create = set.poll_transmit(now).expect("the first batch's create is due");
+/// assert_eq!(create.request.method(), "POST");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Intake<T = EventRequest, S: JournalSink = Box<dyn JournalSink + Send>> {
+    /// `None` once the input ended or was refused, or for a run without input.
+    batcher: Option<Batcher<T>>,
+    journal: Option<Journaling<S>>,
+}
+
+/// The journal of an import: the ledger decides, the sink makes records durable.
+struct Journaling<S: JournalSink> {
+    ledger: Ledger,
+    sink: S,
+    /// Records an event called for, appended at the next flush: after the caller handled
+    /// the event (wrote a job's failed items, say).
+    pending: Vec<JournalRecord>,
+    error: Option<JournalError>,
+}
+
+impl<S: JournalSink> Journaling<S> {
+    /// Appends the pending records, in order, up to the first that fails.
+    fn flush(&mut self) -> Result<(), JournalError> {
+        for record in std::mem::take(&mut self.pending) {
+            if let Err(e) = self.sink.append(&record) {
+                return Err(JournalError::Write(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: JournalSink> Drop for Journaling<S> {
+    /// A run dropped after its last event still writes the records that event called for.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl<T: BatchItem, S: JournalSink> Intake<T, S> {
+    /// An input to cut into batches of `batch_size` items (clamped as [`Batcher::new`]).
+    pub fn new(batch_size: usize) -> Self {
+        Self {
+            batcher: Some(Batcher::new(batch_size)),
+            journal: None,
+        }
+    }
+
+    /// No input: for a set that only waits on jobs. [`Intake::input_done`] from the start.
+    pub fn without_input() -> Self {
+        Self {
+            batcher: None,
+            journal: None,
+        }
+    }
+
+    /// Journals the input (before the first [`Intake::offer`]): every batch's record goes
+    /// to `sink`, made durable, before the batch goes to the set, and `ledger` (fresh, or
+    /// replayed from the same sink's records) decides what is skipped, waited on, created
+    /// again under its old key, or planned. The input is cut at the ledger's batch size.
+    #[must_use]
+    pub fn with_journal(mut self, ledger: Ledger, sink: S) -> Self {
+        if let Some(batcher) = &mut self.batcher {
+            *batcher = Batcher::new(ledger.batch_size());
+        }
+        self.journal = Some(Journaling {
+            ledger,
+            sink,
+            pending: Vec::new(),
+            error: None,
+        });
+        self
+    }
+
+    /// The journal's ledger: every batch's job, and the counts of those finished.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.journal.as_ref().map(|j| &j.ledger)
+    }
+
+    /// Why the journal stopped the input, if it did (a changed input, a write that
+    /// failed): no batch that needed a record went to the set without it.
+    pub fn journal_error(&self) -> Option<&JournalError> {
+        self.journal.as_ref().and_then(|j| j.error.as_ref())
+    }
+
+    /// Whether every item of the input was read (and none refused), or the journal
+    /// stopped it: no item is wanted any more.
+    pub fn input_done(&self) -> bool {
+        self.batcher.is_none()
+    }
+
+    /// `true` when the next item should be read and offered: the input is open and `set`
+    /// has room for a batch ([`JobSet::wants_batch`]).
+    pub fn wants_item(&self, set: &JobSet<T>) -> bool {
+        self.batcher.is_some() && set.wants_batch()
+    }
+
+    /// Takes the next item of the input (`None`: the input has ended; `Err`: an item the
+    /// caller could not read). A batch it fills, or the last one at the end, goes to `set`
+    /// as the journal decides. An invalid or unread item refuses the input there
+    /// ([`JobSet::reject_input`]). Ignored once [`Intake::input_done`].
+    pub fn offer(
+        &mut self,
+        set: &mut JobSet<T>,
+        item: Option<Result<T, ValidationError>>,
+        now: SystemTime,
+    ) {
+        let Some(batcher) = &mut self.batcher else {
+            return;
+        };
+        let pushed = match item {
+            Some(Ok(item)) => batcher.push(&item),
+            Some(Err(unread)) => Err(unread),
+            None => {
+                if let Some(last) = self.batcher.take().and_then(Batcher::finish) {
+                    self.admit(set, last, now);
+                }
+                return;
+            }
+        };
+        match pushed {
+            Ok(Some(batch)) => self.admit(set, batch, now),
+            Ok(None) => {}
+            Err(invalid) => {
+                self.batcher = None;
+                set.reject_input(invalid);
+            }
+        }
+    }
+
+    /// Appends the records the events handed out so far called for. A write that fails
+    /// stops the input ([`Intake::journal_error`]).
+    pub fn flush(&mut self) {
+        if let Some(journal) = &mut self.journal
+            && let Err(e) = journal.flush()
+        {
+            self.stop(e);
+        }
+    }
+
+    /// An event on its way to the caller: the record it calls for, if any, is appended at
+    /// the next [`Intake::flush`].
+    pub fn note(&mut self, key: JobKey, event: &Event<T>) {
+        if let Some(journal) = &mut self.journal
+            && let Some(record) = journal.ledger.on_event(key, event)
+        {
+            journal.pending.push(record);
+        }
+    }
+
+    /// The set's next event, noted ([`Intake::note`]).
+    pub fn poll_event(&mut self, set: &mut JobSet<T>) -> Option<(JobKey, Event<T>)> {
+        let (key, event) = set.poll_event()?;
+        self.note(key, &event);
+        Some((key, event))
+    }
+
+    /// Hands a batch to the set; with a journal, as the ledger decides, its record durable
+    /// first.
+    fn admit(&mut self, set: &mut JobSet<T>, batch: Batch, now: SystemTime) {
+        let Some(journal) = &mut self.journal else {
+            set.add_batch(batch, now);
+            return;
+        };
+        let admitted = journal.ledger.admit(batch).and_then(|admit| match admit {
+            Admit::Skip { .. } => Ok(()),
+            Admit::Wait { index, job } => {
+                let key = set.add_job(job, now);
+                journal.ledger.bind(key, index);
+                Ok(())
+            }
+            Admit::Create {
+                index,
+                batch,
+                record,
+            } => {
+                if let Some(record) = record {
+                    journal.sink.append(&record).map_err(JournalError::Write)?;
+                }
+                let key = set.add_batch(batch, now);
+                journal.ledger.bind(key, index);
+                Ok(())
+            }
+        });
+        if let Err(e) = admitted {
+            self.stop(e);
+        }
+    }
+
+    /// The journal failed: no more input; the first error is kept.
+    fn stop(&mut self, error: JournalError) {
+        self.batcher = None;
+        if let Some(journal) = &mut self.journal {
+            journal.error.get_or_insert(error);
+        }
+    }
+}
+
+impl<T, S: JournalSink> fmt::Debug for Intake<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Intake")
+            .field("batcher", &self.batcher)
+            .field("ledger", &self.journal.as_ref().map(|j| &j.ledger))
+            .field(
+                "pending",
+                &self.journal.as_ref().map_or(0, |j| j.pending.len()),
+            )
+            .field(
+                "error",
+                &self.journal.as_ref().and_then(|j| j.error.as_ref()),
+            )
             .finish()
     }
 }

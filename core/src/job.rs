@@ -342,11 +342,22 @@ pub struct SavedJob {
     /// The machine ends once the job is created (states saved before it existed had none).
     #[serde(default)]
     create_only: bool,
+    /// The policy the job follows, saved by [`Job::save`]. `None` in a job at work (its
+    /// pacer holds it), in a job saved within a [`crate::SavedJobSet`] (the set saves it
+    /// once for all), and in states saved before it was here (their pacer held it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy: Option<Arc<Policy>>,
 }
 
 impl SavedJob {
     pub(crate) fn key(&self) -> JobKey {
         self.key
+    }
+
+    /// The same state, to follow `policy` once restored (a set's jobs follow the set's).
+    pub(crate) fn under(mut self, policy: &Arc<Policy>) -> Self {
+        self.policy = Some(Arc::clone(policy));
+        self
     }
 }
 
@@ -513,6 +524,7 @@ impl<T: BatchItem> Job<T> {
             status: None,
             seq: 0,
             create_only: false,
+            policy: None,
         };
         Self::from_state(config, state)
     }
@@ -560,11 +572,22 @@ impl<T: BatchItem> Job<T> {
         if matches!(state.step, Step::Done(_)) || !state.pacer.resume() {
             return Err(RestoreError::Finished);
         }
+        if let Some(policy) = state.policy.take() {
+            state.pacer.set_policy(policy);
+        }
         Ok(Self::from_state(config.into(), state))
     }
 
     /// The whole state, to save and later [`Job::restore`].
     pub fn save(&self) -> SavedJob {
+        SavedJob {
+            policy: Some(Arc::clone(self.state.pacer.policy())),
+            ..self.state.clone()
+        }
+    }
+
+    /// The whole state but the policy, which the set saves once for all its jobs.
+    pub(crate) fn save_in_set(&self) -> SavedJob {
         self.state.clone()
     }
 

@@ -129,7 +129,8 @@ pub struct JobSet<T = EventRequest> {
     events: VecDeque<(JobKey, Event<T>)>,
 }
 
-/// A set's whole state, for saving (serde) and [`JobSet::restore`]; it holds no key.
+/// A set's whole state, for saving (serde) and [`JobSet::restore`]; it holds no key. The
+/// policy is saved once, for every job (states saved when each job held a copy still read).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedJobSet {
     policy: Arc<Policy>,
@@ -387,9 +388,9 @@ impl<T: BatchItem> JobSet<T> {
     /// The whole state, to save and later [`JobSet::restore`]. Events not yet taken are not
     /// part of it.
     pub fn save(&self) -> SavedJobSet {
-        let mut jobs: Vec<SavedJob> = self.active.values().map(|job| job.save()).collect();
+        let mut jobs: Vec<SavedJob> = self.active.values().map(|job| job.save_in_set()).collect();
         jobs.sort_by_key(|j| j.key());
-        jobs.extend(self.queued.iter().map(Job::save));
+        jobs.extend(self.queued.iter().map(Job::save_in_set));
         SavedJobSet {
             policy: Arc::clone(&self.policy),
             seed: self.seed,
@@ -431,7 +432,7 @@ impl<T: BatchItem> JobSet<T> {
             events: VecDeque::new(),
         };
         for job in state.jobs {
-            match Job::restore(Arc::clone(&config), job) {
+            match Job::restore(Arc::clone(&config), job.under(&set.policy)) {
                 Ok(job) => set.queued.push_back(job),
                 Err(RestoreError::Finished) => {}
             }

@@ -7,7 +7,9 @@
 //!
 //! A batch's [`JournalRecord::Batch`] (its index, items, body hash and idempotency key) is
 //! durable **before** its create is sent. [`Ledger::admit`] hands it over with the batch;
-//! the driver appends it, and only then gives the batch to the [`JobSet`](crate::JobSet).
+//! the sink appends it, and only then does the batch go to the [`JobSet`](crate::JobSet).
+//! [`Intake`](crate::Intake) applies these decisions for a driver, in one place: it owns
+//! the ledger and the sink, and calls the sink at the points the rule sets.
 //! `Created` (the job id) and `Finished` (the final counts, after the pages were read) are
 //! written after the fact: losing them costs a request, never an item.
 //!
@@ -221,6 +223,13 @@ pub trait JournalSink {
     /// # Errors
     /// Any I/O error: the driver then sends nothing that needed the record.
     fn append(&mut self, record: &JournalRecord) -> std::io::Result<()>;
+}
+
+/// A boxed sink, so a driver can hold any sink under one type (`Box<dyn JournalSink + Send>`).
+impl<S: JournalSink + ?Sized> JournalSink for Box<S> {
+    fn append(&mut self, record: &JournalRecord) -> std::io::Result<()> {
+        (**self).append(record)
+    }
 }
 
 /// Records kept in memory: for tests, or a caller that persists them its own way.

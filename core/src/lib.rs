@@ -7,7 +7,8 @@
 //! everything: a [`Job`] runs one job (an optional create, the wait, optional page reads),
 //! a [`JobSet`] runs many under one request budget, a cap on jobs in progress, one
 //! organisation-wide pause on 429 and one deadline. A [`Batcher`] splits any number of
-//! items into serialised [`Batch`]es for them.
+//! items into serialised [`Batch`]es for them; an [`Intake`] hands them to a set as it
+//! makes room, through the [`journal`] when there is one.
 //! Out: sockets, TLS, clocks, timers, runtimes. Those belong to the caller or to an adapter
 //! crate (`fullstory-batch-hyper` for async on tokio, `fullstory-batch-ureq` for blocking).
 //! Every method whose answer depends on time takes `now` as an argument.
@@ -93,7 +94,7 @@
 //! | what went wrong | [`ApiError`], [`Error`], [`TransportError`], [`ConfigError`], [`ValidationError`] |
 //! | the machines | [`Job`], [`JobSet`], [`Transmit`], [`Event`], [`Outcome`], [`Stopped`], [`Progress`] |
 //! | pacing | [`Policy`], [`Budget`], [`retry_after`] |
-//! | importing | [`EventRequest`], [`UserRequest`], [`Batcher`], [`Batch`], [`IdempotencyKey`], [`ImportReport`], [`CreateError`] |
+//! | importing | [`EventRequest`], [`UserRequest`], [`Batcher`], [`Batch`], [`Intake`], [`IdempotencyKey`], [`ImportReport`], [`CreateError`] |
 //!
 //! # Panics, errors and unwraps
 //! A panic is a bug. Nothing a server sends can make this crate panic: every parser is fuzzed
@@ -131,7 +132,7 @@ pub use error::{
     ApiError, EXCERPT_LEN, Error, ErrorBody, ErrorCode, ErrorDetails, ErrorResponse, Malformed,
     TransportError, TransportKind, is_retryable_status,
 };
-pub use input::{Batch, Batcher};
+pub use input::{Batch, Batcher, Intake};
 pub use job::{
     Event, Job, JobKey, Outcome, Pages, Progress, RequestId, RestoreError, SavedJob, Stage,
     StopReason, Stopped, Transmit,

@@ -396,7 +396,10 @@ pub(crate) struct DeadlinePassed;
 /// deadline kept. The job adds what an answer means.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Pacer {
-    /// Shared: a set's thousands of jobs hold one policy.
+    /// Shared: a set's thousands of jobs hold one policy. Saved once, beside the pacer (by
+    /// a lone job's `SavedJob`, or once for a whole set), never in it: states saved before
+    /// held it here, and still read.
+    #[serde(skip_serializing, default)]
     policy: Arc<Policy>,
     deadline: Option<SystemTime>,
     rng: Rng,
@@ -429,8 +432,13 @@ impl Pacer {
         }
     }
 
-    pub(crate) fn policy(&self) -> &Policy {
+    pub(crate) fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The policy a restored pacer follows.
+    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
     }
 
     pub(crate) fn deadline(&self) -> Option<SystemTime> {

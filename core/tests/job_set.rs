@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use fullstory_batch::http::Response;
 use fullstory_batch::{
-    Batch, Batcher, Budget, Error, EventRequest, JobKey, JobSet, Outcome, Pages, Policy,
-    StopReason, TransportError, TransportKind,
+    Batch, Batcher, Budget, Error, EventRequest, Job, JobId, JobKey, JobRef, JobSet, Outcome,
+    Pages, Policy, Resource, SavedJob, SavedJobSet, StopReason, TransportError, TransportKind,
 };
 use sim::{Fault, Scenario, Sim, batch, config, events, ms, secs, t0};
 
@@ -458,4 +458,60 @@ fn a_create_only_batch_ends_at_its_create_beside_a_full_one() {
     );
     assert_eq!(only_requests.len(), 2, "the 503, then the create again");
     assert_eq!((sim.imported().len(), sim.failed_items()), (3, 2));
+}
+
+/// A saved set holds its policy once, not once a job; a state saved when each job held a
+/// copy (in its pacer) still reads, and restores the same set.
+#[test]
+fn a_saved_set_holds_its_policy_once_and_older_saves_still_read() {
+    let policy = Policy::default().with_timeout(secs(3600));
+    let mut scenario = Scenario::new().policy(policy.clone());
+    let jobs: Vec<_> = (0..3)
+        .map(|_| scenario.server.add_job(t0(), secs(30), 1, 0))
+        .collect();
+    let mut keys = Vec::new();
+    let mut sim = scenario.set_with(|mut set, now| {
+        keys.extend(jobs.into_iter().map(|job| set.add_job(job, now)));
+        set
+    });
+    sim.run_until(|s| s.requests.len() >= 3);
+
+    let new = serde_json::to_value(sim.machine.save()).unwrap();
+    let text = new.to_string();
+    assert_eq!(text.matches("retry_after_max").count(), 1, "{text}");
+    let mut old = new.clone();
+    for job in old["jobs"].as_array_mut().unwrap() {
+        job["pacer"]["policy"] = new["policy"].clone();
+    }
+    assert_eq!(old.to_string().matches("retry_after_max").count(), 4);
+
+    let restore = |value: serde_json::Value| {
+        let state: SavedJobSet = serde_json::from_value(value).unwrap();
+        let set: JobSet = JobSet::restore(config(), state).unwrap();
+        for key in &keys {
+            assert_eq!(set.job(*key).unwrap().policy(), &policy);
+        }
+        serde_json::to_value(set.save()).unwrap()
+    };
+    assert_eq!(restore(new.clone()), new);
+    assert_eq!(restore(old), new);
+}
+
+/// A lone job saves its policy beside its pacer; one saved with it in the pacer still reads.
+#[test]
+fn a_saved_job_holds_its_policy_and_older_saves_still_read() {
+    let policy = Policy::default().with_timeout(secs(600));
+    let job_ref = JobRef::new(Resource::Events, JobId::new("j").unwrap());
+    let job: Job = Job::wait(config(), job_ref, policy.clone(), t0(), 1);
+    let new = serde_json::to_value(job.save()).unwrap();
+    assert!(new["policy"].is_object() && new["pacer"].get("policy").is_none());
+    let mut old = new.clone();
+    let moved = old.as_object_mut().unwrap().remove("policy").unwrap();
+    old["pacer"]["policy"] = moved;
+    for value in [new.clone(), old] {
+        let saved: SavedJob = serde_json::from_value(value).unwrap();
+        let job: Job = Job::restore(config(), saved).unwrap();
+        assert_eq!(job.policy(), &policy);
+        assert_eq!(serde_json::to_value(job.save()).unwrap(), new);
+    }
 }

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use fullstory_batch::http::Response;
-use fullstory_batch::journal::{Admit, JournalError, JournalRecord, JournalSink, Ledger};
+use fullstory_batch::journal::{JournalError, JournalSink, Ledger};
 use fullstory_batch::{
-    Batch, BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, Pages,
+    BatchItem, Event, EventRequest, ImportReport, Intake, JobKey, JobSet, Outcome, Pages,
     RequestId, Transmit, TransportError, ValidationError,
 };
 use futures_util::future::BoxFuture;
@@ -19,22 +19,9 @@ use crate::client::Client;
 
 type Answer = (RequestId, Result<Response<Bytes>, TransportError>);
 
-/// Items still to be read, checked and batched, a batch whenever the set has room. An
-/// `Err` (an item the caller could not read) refuses the input there, like an invalid item.
-struct Input<T> {
-    items: Pin<Box<dyn Stream<Item = Result<T, ValidationError>> + Send>>,
-    batcher: Batcher<T>,
-}
-
-/// The journal of an import: the core's ledger decides, the sink makes records durable.
-struct Journaling {
-    ledger: Ledger,
-    sink: Box<dyn JournalSink + Send>,
-    /// Records an event called for, appended at the next step: after the caller handled
-    /// the event (wrote a job's failed items, say).
-    pending: Vec<JournalRecord>,
-    error: Option<JournalError>,
-}
+/// Items still to be read, checked and batched by the core's [`Intake`]. An `Err` (an item
+/// the caller could not read) refuses the input there, like an invalid item.
+type Items<T> = Pin<Box<dyn Stream<Item = Result<T, ValidationError>> + Send>>;
 
 /// A [`JobSet`] at work on the caller's task: every job's events, tagged with the job's
 /// key, one at a time from [`Run::next`] (or as a `Stream`, [`Run::into_stream`]). Every
@@ -46,10 +33,11 @@ struct Journaling {
 pub struct Run<T = EventRequest> {
     client: Client,
     set: JobSet<T>,
-    input: Option<Input<T>>,
+    /// The input's source, until the intake wants no more of it.
+    items: Option<Items<T>>,
+    intake: Intake<T>,
     in_flight: FuturesUnordered<BoxFuture<'static, Answer>>,
     max_in_flight: usize,
-    journal: Option<Journaling>,
 }
 
 impl<T: BatchItem> Run<T> {
@@ -58,10 +46,10 @@ impl<T: BatchItem> Run<T> {
         Self {
             client,
             set,
-            input: None,
+            items: None,
+            intake: Intake::without_input(),
             in_flight: FuturesUnordered::new(),
             max_in_flight,
-            journal: None,
         }
     }
 
@@ -71,10 +59,8 @@ impl<T: BatchItem> Run<T> {
         items: impl Stream<Item = Result<T, ValidationError>> + Send + 'static,
         batch_size: usize,
     ) -> Self {
-        self.input = Some(Input {
-            items: Box::pin(items),
-            batcher: Batcher::new(batch_size),
-        });
+        self.items = Some(Box::pin(items));
+        self.intake = Intake::new(batch_size);
         self
     }
 
@@ -94,32 +80,24 @@ impl<T: BatchItem> Run<T> {
     /// sync). See [`fullstory_batch::journal`].
     #[must_use]
     pub fn with_journal(mut self, ledger: Ledger, sink: impl JournalSink + Send + 'static) -> Self {
-        if let Some(input) = &mut self.input {
-            input.batcher = Batcher::new(ledger.batch_size());
-        }
-        self.journal = Some(Journaling {
-            ledger,
-            sink: Box::new(sink),
-            pending: Vec::new(),
-            error: None,
-        });
+        self.intake = self.intake.with_journal(ledger, Box::new(sink));
         self
     }
 
     /// The journal's ledger: every batch's job, and the counts of those finished.
     pub fn ledger(&self) -> Option<&Ledger> {
-        self.journal.as_ref().map(|j| &j.ledger)
+        self.intake.ledger()
     }
 
     /// Why the journal stopped the input, if it did (a changed input, a write that
     /// failed): no batch that needed a record was sent without it.
     pub fn journal_error(&self) -> Option<&JournalError> {
-        self.journal.as_ref().and_then(|j| j.error.as_ref())
+        self.intake.journal_error()
     }
 
     /// Whether every item of the input was read (and none refused).
     pub fn input_done(&self) -> bool {
-        self.input.is_none()
+        self.intake.input_done()
     }
 
     /// The machine, to read a job's progress or save the whole state.
@@ -133,18 +111,18 @@ impl<T: BatchItem> Run<T> {
     /// The loop: hand over events; feed input; send what is due; sleep until the next
     /// wake-up or an answer; hand the answer back.
     pub async fn next(&mut self) -> Option<(JobKey, Event<T>)> {
-        self.flush_journal();
+        self.intake.flush();
         loop {
-            if let Some(event) = self.set.poll_event() {
-                return Some(self.note(event));
+            if let Some(event) = self.intake.poll_event(&mut self.set) {
+                return Some(event);
             }
             self.feed().await;
-            if self.set.is_empty() && self.input.is_none() && self.in_flight.is_empty() {
+            if self.set.is_empty() && self.intake.input_done() && self.in_flight.is_empty() {
                 return None;
             }
             self.send_due();
-            if let Some(event) = self.set.poll_event() {
-                return Some(self.note(event));
+            if let Some(event) = self.intake.poll_event(&mut self.set) {
+                return Some(event);
             }
             let wake = self.set.poll_timeout();
             let sleep = wake.map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
@@ -199,90 +177,19 @@ impl<T: BatchItem> Run<T> {
         ImportReport::collect(events).expect("a run with a job ends with its Done")
     }
 
-    /// Hands batches to the set while it has room, until the input ends or is refused.
+    /// Reads items and hands them to the intake while it wants them: it decides what each
+    /// means. The source is dropped once the input is done.
     async fn feed(&mut self) {
-        while self.set.wants_batch() {
-            let Some(input) = &mut self.input else {
-                return;
+        while self.intake.wants_item(&self.set) {
+            let item = match &mut self.items {
+                Some(items) => items.next().await,
+                None => None,
             };
-            let pushed = match input.items.next().await {
-                Some(Ok(item)) => input.batcher.push(&item),
-                Some(Err(unread)) => Err(unread),
-                None => {
-                    let last = self.input.take().and_then(|i| i.batcher.finish());
-                    if let Some(batch) = last {
-                        self.admit(batch, SystemTime::now());
-                    }
-                    return;
-                }
-            };
-            match pushed {
-                Ok(Some(batch)) => self.admit(batch, SystemTime::now()),
-                Ok(None) => {}
-                Err(invalid) => {
-                    self.input = None;
-                    self.set.reject_input(invalid);
-                }
-            }
+            self.intake.offer(&mut self.set, item, SystemTime::now());
         }
-    }
-
-    /// Hands a batch to the set; with a journal, as the ledger decides, its record durable
-    /// first.
-    fn admit(&mut self, batch: Batch, now: SystemTime) {
-        let Some(journal) = &mut self.journal else {
-            self.set.add_batch(batch, now);
-            return;
-        };
-        let stop = match journal.ledger.admit(batch) {
-            Ok(Admit::Skip { .. }) => None,
-            Ok(Admit::Wait { index, job }) => {
-                let key = self.set.add_job(job, now);
-                journal.ledger.bind(key, index);
-                None
-            }
-            Ok(Admit::Create {
-                index,
-                batch,
-                record,
-            }) => match record.map_or(Ok(()), |r| journal.sink.append(&r)) {
-                Ok(()) => {
-                    let key = self.set.add_batch(batch, now);
-                    journal.ledger.bind(key, index);
-                    None
-                }
-                Err(e) => Some(JournalError::Write(e)),
-            },
-            Err(e) => Some(e),
-        };
-        if let Some(e) = stop {
-            journal.error.get_or_insert(e);
-            self.input = None;
+        if self.intake.input_done() {
+            self.items = None;
         }
-    }
-
-    /// Appends the records the events handed out so far called for.
-    fn flush_journal(&mut self) {
-        let Some(journal) = &mut self.journal else {
-            return;
-        };
-        for record in std::mem::take(&mut journal.pending) {
-            if let Err(e) = journal.sink.append(&record) {
-                journal.error.get_or_insert(JournalError::Write(e));
-                self.input = None;
-                return;
-            }
-        }
-    }
-
-    /// An event on its way out: the record it calls for is appended at the next step.
-    fn note(&mut self, (key, event): (JobKey, Event<T>)) -> (JobKey, Event<T>) {
-        if let Some(journal) = &mut self.journal
-            && let Some(record) = journal.ledger.on_event(key, &event)
-        {
-            journal.pending.push(record);
-        }
-        (key, event)
     }
 
     /// Starts every request that is due, up to the connection cap.
@@ -302,19 +209,6 @@ impl<T: BatchItem> Run<T> {
         match answer {
             Ok(response) => self.set.handle_response(id, &response, now),
             Err(e) => self.set.handle_send_failed(id, e, now),
-        }
-    }
-}
-
-impl<T> Drop for Run<T> {
-    /// A run dropped after its last event still writes the records that event called for.
-    fn drop(&mut self) {
-        if let Some(journal) = &mut self.journal {
-            for record in std::mem::take(&mut journal.pending) {
-                if journal.sink.append(&record).is_err() {
-                    return;
-                }
-            }
         }
     }
 }

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use fullstory_batch::http::Response;
-use fullstory_batch::journal::{Admit, JournalError, JournalRecord, JournalSink, Ledger};
+use fullstory_batch::journal::{JournalError, JournalSink, Ledger};
 use fullstory_batch::{
-    Batch, BatchItem, Batcher, Event, EventRequest, ImportReport, JobKey, JobSet, Outcome, Pages,
-    Transmit, TransportError, ValidationError,
+    BatchItem, Event, EventRequest, ImportReport, Intake, JobKey, JobSet, Outcome, Pages, Transmit,
+    TransportError, ValidationError,
 };
 use tracing::debug;
 
@@ -21,22 +21,9 @@ type Answer = (
     Result<Response<Vec<u8>>, TransportError>,
 );
 
-/// Items still to be read, checked and batched, a batch whenever the set has room. An
-/// `Err` (an item the caller could not read) refuses the input there, like an invalid item.
-struct Input<T> {
-    items: Box<dyn Iterator<Item = Result<T, ValidationError>>>,
-    batcher: Batcher<T>,
-}
-
-/// The journal of an import: the core's ledger decides, the sink makes records durable.
-struct Journaling {
-    ledger: Ledger,
-    sink: Box<dyn JournalSink>,
-    /// Records an event called for, appended at the next step: after the caller handled
-    /// the event (wrote a job's failed items, say).
-    pending: Vec<JournalRecord>,
-    error: Option<JournalError>,
-}
+/// Items still to be read, checked and batched by the core's [`Intake`]. An `Err` (an item
+/// the caller could not read) refuses the input there, like an invalid item.
+type Items<T> = Box<dyn Iterator<Item = Result<T, ValidationError>>>;
 
 /// A [`JobSet`] at work: an iterator of every job's events, tagged with the job's key, one
 /// blocking step per `next`. Every `wait`, `import` and `pages` call of [`Client`] is one.
@@ -48,11 +35,12 @@ struct Journaling {
 pub struct Run<T = EventRequest> {
     client: Client,
     set: JobSet<T>,
-    input: Option<Input<T>>,
+    /// The input's source, until the intake wants no more of it.
+    items: Option<Items<T>>,
+    intake: Intake<T, Box<dyn JournalSink>>,
     max_in_flight: usize,
     pool: Option<Pool>,
     in_flight: usize,
-    journal: Option<Journaling>,
 }
 
 impl<T: BatchItem> Run<T> {
@@ -60,11 +48,11 @@ impl<T: BatchItem> Run<T> {
         Self {
             client,
             set,
-            input: None,
+            items: None,
+            intake: Intake::without_input(),
             max_in_flight: max_in_flight.max(1),
             pool: None,
             in_flight: 0,
-            journal: None,
         }
     }
 
@@ -74,10 +62,8 @@ impl<T: BatchItem> Run<T> {
         items: impl IntoIterator<Item = Result<T, ValidationError>, IntoIter: 'static>,
         batch_size: usize,
     ) -> Self {
-        self.input = Some(Input {
-            items: Box::new(items.into_iter()),
-            batcher: Batcher::new(batch_size),
-        });
+        self.items = Some(Box::new(items.into_iter()));
+        self.intake = Intake::new(batch_size);
         self
     }
 
@@ -96,32 +82,24 @@ impl<T: BatchItem> Run<T> {
     /// See [`fullstory_batch::journal`] and [`crate::FileJournal`].
     #[must_use]
     pub fn with_journal(mut self, ledger: Ledger, sink: impl JournalSink + 'static) -> Self {
-        if let Some(input) = &mut self.input {
-            input.batcher = Batcher::new(ledger.batch_size());
-        }
-        self.journal = Some(Journaling {
-            ledger,
-            sink: Box::new(sink),
-            pending: Vec::new(),
-            error: None,
-        });
+        self.intake = self.intake.with_journal(ledger, Box::new(sink));
         self
     }
 
     /// The journal's ledger: every batch's job, and the counts of those finished.
     pub fn ledger(&self) -> Option<&Ledger> {
-        self.journal.as_ref().map(|j| &j.ledger)
+        self.intake.ledger()
     }
 
     /// Why the journal stopped the input, if it did (a changed input, a write that
     /// failed): no batch that needed a record was sent without it.
     pub fn journal_error(&self) -> Option<&JournalError> {
-        self.journal.as_ref().and_then(|j| j.error.as_ref())
+        self.intake.journal_error()
     }
 
     /// Whether every item of the input was read (and none refused).
     pub fn input_done(&self) -> bool {
-        self.input.is_none()
+        self.intake.input_done()
     }
 
     /// The machine, to read a job's progress or save the whole state.
@@ -152,90 +130,16 @@ impl<T: BatchItem> Run<T> {
             .expect("a run with a job ends with its Done")
     }
 
-    /// Hands batches to the set while it has room, until the input ends or is refused.
+    /// Reads items and hands them to the intake while it wants them: it decides what each
+    /// means. The source is dropped once the input is done.
     fn feed(&mut self, now: SystemTime) {
-        while self.set.wants_batch() {
-            let Some(input) = &mut self.input else {
-                return;
-            };
-            let pushed = match input.items.next() {
-                Some(Ok(item)) => input.batcher.push(&item),
-                Some(Err(unread)) => Err(unread),
-                None => {
-                    let last = self.input.take().and_then(|i| i.batcher.finish());
-                    if let Some(batch) = last {
-                        self.admit(batch, now);
-                    }
-                    return;
-                }
-            };
-            match pushed {
-                Ok(Some(batch)) => self.admit(batch, now),
-                Ok(None) => {}
-                Err(invalid) => {
-                    self.input = None;
-                    self.set.reject_input(invalid);
-                }
-            }
+        while self.intake.wants_item(&self.set) {
+            let item = self.items.as_mut().and_then(Iterator::next);
+            self.intake.offer(&mut self.set, item, now);
         }
-    }
-
-    /// Hands a batch to the set; with a journal, as the ledger decides, its record durable
-    /// first.
-    fn admit(&mut self, batch: Batch, now: SystemTime) {
-        let Some(journal) = &mut self.journal else {
-            self.set.add_batch(batch, now);
-            return;
-        };
-        let stop = match journal.ledger.admit(batch) {
-            Ok(Admit::Skip { .. }) => None,
-            Ok(Admit::Wait { index, job }) => {
-                let key = self.set.add_job(job, now);
-                journal.ledger.bind(key, index);
-                None
-            }
-            Ok(Admit::Create {
-                index,
-                batch,
-                record,
-            }) => match record.map_or(Ok(()), |r| journal.sink.append(&r)) {
-                Ok(()) => {
-                    let key = self.set.add_batch(batch, now);
-                    journal.ledger.bind(key, index);
-                    None
-                }
-                Err(e) => Some(JournalError::Write(e)),
-            },
-            Err(e) => Some(e),
-        };
-        if let Some(e) = stop {
-            journal.error.get_or_insert(e);
-            self.input = None;
+        if self.intake.input_done() {
+            self.items = None;
         }
-    }
-
-    /// Appends the records the events handed out so far called for.
-    fn flush_journal(&mut self) {
-        let Some(journal) = &mut self.journal else {
-            return;
-        };
-        for record in std::mem::take(&mut journal.pending) {
-            if let Err(e) = journal.sink.append(&record) {
-                journal.error.get_or_insert(JournalError::Write(e));
-                self.input = None;
-                return;
-            }
-        }
-    }
-
-    /// An event on its way out: the record it calls for is appended at the next step.
-    fn note(&mut self, (key, event): (JobKey, Event<T>)) -> (JobKey, Event<T>) {
-        if let Some(journal) = &mut self.journal
-            && let Some(record) = journal.ledger.on_event(key, &event)
-        {
-            journal.pending.push(record);
-        }
-        (key, event)
     }
 
     /// Sends what is due: at once on this thread with one request allowed out (and
@@ -320,20 +224,20 @@ impl<T: BatchItem> Iterator for Run<T> {
     /// The loop: hand over events; feed input; send what is due; sleep until the next
     /// wake-up or an answer; hand the answer back.
     fn next(&mut self) -> Option<(JobKey, Event<T>)> {
-        self.flush_journal();
+        self.intake.flush();
         loop {
-            if let Some(event) = self.set.poll_event() {
-                return Some(self.note(event));
+            if let Some(event) = self.intake.poll_event(&mut self.set) {
+                return Some(event);
             }
             self.feed(SystemTime::now());
-            if self.set.is_empty() && self.input.is_none() && self.in_flight == 0 {
+            if self.set.is_empty() && self.intake.input_done() && self.in_flight == 0 {
                 return None;
             }
             if self.send_due() {
                 continue;
             }
-            if let Some(event) = self.set.poll_event() {
-                return Some(self.note(event));
+            if let Some(event) = self.intake.poll_event(&mut self.set) {
+                return Some(event);
             }
             self.wait();
             self.drain_answers();
@@ -342,19 +246,6 @@ impl<T: BatchItem> Iterator for Run<T> {
 }
 
 impl<T: BatchItem> std::iter::FusedIterator for Run<T> {}
-
-impl<T> Drop for Run<T> {
-    /// A run dropped after its last event still writes the records that event called for.
-    fn drop(&mut self) {
-        if let Some(journal) = &mut self.journal {
-            for record in std::mem::take(&mut journal.pending) {
-                if journal.sink.append(&record).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
 
 impl<T> std::fmt::Debug for Run<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

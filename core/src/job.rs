@@ -57,7 +57,8 @@ impl RequestId {
 pub struct Transmit {
     /// Which request this is.
     pub id: RequestId,
-    /// The request, ready to go.
+    /// The request, ready to go. A create's body shares the batch's bytes (cloning a
+    /// [`Bytes`] copies nothing): hand it to hyper as it is, or send `&request.body()[..]`.
     pub request: Request<Bytes>,
     /// Abandon it at this instant and report a [`crate::TransportKind::Timeout`]: past it
     /// the machine stops waiting anyway.

@@ -304,7 +304,10 @@ fn killed_imports_resume_exactly_once_with_faults() {
     for kind in fullstory_batch_fake::FaultKind::ALL {
         let kind = format!("{kind:?}");
         let met = f.met("any", Some(&kind));
-        eprintln!("  {kind}: {met} ({} on creates)", f.met("create", Some(&kind)));
+        eprintln!(
+            "  {kind}: {met} ({} on creates)",
+            f.met("create", Some(&kind))
+        );
         assert!(met > 0, "no request met {kind}");
     }
     assert!(f.stats["replayed_creates"].as_u64().unwrap() > 0);

@@ -66,23 +66,7 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
     } else {
         Box::new(std::fs::File::open(file).map_err(|e| e.to_string())?)
     };
-    let mut raw = Counted { inner, count };
-    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
-    (&mut raw)
-        .take(GZIP_MAGIC.len() as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| e.to_string())?;
-    let gzip = head == GZIP_MAGIC;
-    // The bytes looked at go back in front of the rest.
-    let raw = Cursor::new(head).chain(raw);
-    let mut reader: Box<dyn BufRead> = if gzip {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            Gunzip(MultiGzDecoder::new(raw)),
-        ))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 16, raw))
-    };
+    let mut reader = text_of(Counted { inner, count })?;
     let first = loop {
         let buf = reader.fill_buf().map_err(|e| describe(&e))?;
         if buf.is_empty() {
@@ -105,6 +89,24 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
         place: 0,
         line: 0,
         buf: Vec::new(),
+    })
+}
+
+/// `raw` as text: decompressed if it starts as gzip, else as it is.
+fn text_of(mut raw: impl Read + 'static) -> Result<Box<dyn BufRead>, String> {
+    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
+    (&mut raw)
+        .take(GZIP_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    let gzip = head == GZIP_MAGIC;
+    // The bytes looked at go back in front of the rest.
+    let raw = Cursor::new(head).chain(raw);
+    Ok(if gzip {
+        let text = Gunzip(MultiGzDecoder::new(raw));
+        Box::new(BufReader::with_capacity(1 << 16, text))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, raw))
     })
 }
 
@@ -349,6 +351,45 @@ mod tests {
             out.push(String::from_utf8(raw.to_vec()).unwrap().trim().to_owned());
         }
         Ok(out)
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn read_all(bytes: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        text_of(Cursor::new(bytes)).unwrap().read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_is_known_by_its_first_bytes_and_read_member_by_member() {
+        let mut two = gzip(b"{\"name\":\"a\"}\n");
+        two.extend(gzip(b"{\"name\":\"b\"}\n")); // as `cat a.gz b.gz`
+        assert_eq!(
+            read_all(two).unwrap(),
+            b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n"
+        );
+        // Shorter than the magic, or only its first byte: plain text, kept whole.
+        assert_eq!(read_all(b"[".to_vec()).unwrap(), b"[");
+        assert_eq!(read_all(vec![0x1f, b'x']).unwrap(), [0x1f, b'x']);
+        assert_eq!(read_all(Vec::new()).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_cut_gzip_stream_is_a_gzip_error() {
+        let whole = gzip(&b"{\"name\":\"a\"}\n".repeat(100));
+        let e = read_all(whole[..whole.len() - 4].to_vec()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.get_ref().is_some_and(|inner| inner.is::<GzipError>()),
+            "{e:?}"
+        );
+        assert!(describe(&e).starts_with("the gzip stream is cut short or corrupt: "));
     }
 
     #[test]

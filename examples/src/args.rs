@@ -157,17 +157,25 @@ pub enum Command {
     /// anything is sent; standard input is checked as it is read, and stops before the batch
     /// holding a bad item is sent. Items go in batches of 50,000, at most two jobs in progress.
     ///
+    /// The input may be gzip-compressed, file or standard input: it is known by its first two
+    /// bytes (1f 8b), whatever its name, and decompressed as it is read (a file twice: once to
+    /// check, once to send). A gzip stream cut short or corrupt stops the import with an error
+    /// naming the input; for a file, nothing is sent.
+    ///
     /// A journal, written and synced before each create, makes the import resumable: after
     /// Ctrl-C, kill -9, a timeout or a power loss, the same command carries on where it stopped
     /// (batches created are waited on, never created again; a create whose answer was lost is
-    /// sent again under its idempotency key). It refuses a changed input. Counts come from the
-    /// final statuses; failed items go to a file named in the summary.
+    /// sent again under its idempotency key). It refuses a changed input (for gzip, the size
+    /// and hash of the compressed bytes: the same file resumes, a recompressed one is refused).
+    /// Counts come from the final statuses; failed items go to a file named in the summary.
     #[command(after_help = "\
 Examples:
   fsbatch import events.jsonl
+  fsbatch import events.jsonl.gz
   fsbatch import events.jsonl --errors-out failed.jsonl --imports-out imported.jsonl
   fsbatch --users import users.json --timeout 2h --journal users.journal
   jq -c '.[]' events.json | fsbatch import - --json
+  curl -s https://example.com/events.jsonl.gz | fsbatch import -
 
 Journal: $XDG_STATE_HOME/fsbatch/NAME-HASH.journal (default ~/.local/state/fsbatch/), named
 after the input's path, the resource and the base URL; failed items go next to it

@@ -3,7 +3,7 @@
 //!
 //! 1. A seekable file is read once to check every item (nothing is sent if one is bad) and
 //!    to count them; standard input is checked as it is read (see the README for what is
-//!    sent then).
+//!    sent then). A gzip input is decompressed as it is read, so a file twice.
 //! 2. The journal (default under `$XDG_STATE_HOME/fsbatch/`, or `--journal`) is opened and
 //!    replayed: the core's [`Ledger`] decides, batch by batch, what to skip, wait on,
 //!    create again under its key, or plan.

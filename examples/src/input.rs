@@ -1,14 +1,19 @@
 //! Items read as they come from a file or stdin: JSON lines, or one JSON array, never the
-//! whole input in memory. Each item carries where it was (1-based line, or 1-based place in
-//! the array), so an error can name it.
+//! whole input in memory, gzip-compressed or not. Each item carries where it was (1-based
+//! line, or 1-based place in the array), so an error can name it.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use flate2::read::MultiGzDecoder;
 use fullstory_batch::BatchItem;
 use fullstory_batch::journal::{Fingerprint, fnv1a64};
+
+/// The first two bytes of every gzip stream (RFC 1952): a compressed input is known by
+/// them, whatever its name, so stdin works too.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Bytes read so far, shared with the progress line.
 #[derive(Debug, Clone, Default)]
@@ -53,16 +58,17 @@ impl std::fmt::Display for Place {
     }
 }
 
-/// Opens `file` (`-`: stdin) for reading items, counting bytes into `count`.
+/// Opens `file` (`-`: stdin) for reading items, counting bytes into `count` (as they are
+/// in the file: compressed, for gzip).
 pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
     let inner: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(file).map_err(|e| e.to_string())?)
     };
-    let mut reader = BufReader::with_capacity(1 << 16, Counted { inner, count });
+    let mut reader = text_of(Counted { inner, count })?;
     let first = loop {
-        let buf = reader.fill_buf().map_err(|e| e.to_string())?;
+        let buf = reader.fill_buf().map_err(|e| describe(&e))?;
         if buf.is_empty() {
             break None;
         }
@@ -76,13 +82,31 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
     };
     let array = first == Some(b'[');
     Ok(Items {
-        reader: Box::new(reader),
+        reader,
         array,
         started: false,
         ended: false,
         place: 0,
         line: 0,
         buf: Vec::new(),
+    })
+}
+
+/// `raw` as text: decompressed if it starts as gzip, else as it is.
+fn text_of(mut raw: impl Read + 'static) -> Result<Box<dyn BufRead>, String> {
+    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
+    (&mut raw)
+        .take(GZIP_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    let gzip = head == GZIP_MAGIC;
+    // The bytes looked at go back in front of the rest.
+    let raw = Cursor::new(head).chain(raw);
+    Ok(if gzip {
+        let text = Gunzip(MultiGzDecoder::new(raw));
+        Box::new(BufReader::with_capacity(1 << 16, text))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, raw))
     })
 }
 
@@ -115,7 +139,7 @@ impl Items {
             let n = self
                 .reader
                 .read_until(b'\n', &mut self.buf)
-                .map_err(|e| (Place::Line(self.line), e.to_string()))?;
+                .map_err(|e| (Place::Line(self.line), describe(&e)))?;
             if n == 0 {
                 self.ended = true;
                 return Ok(None);
@@ -204,7 +228,7 @@ impl Items {
     }
 
     fn byte(&mut self) -> Result<Option<u8>, String> {
-        let buf = self.reader.fill_buf().map_err(|e| e.to_string())?;
+        let buf = self.reader.fill_buf().map_err(|e| describe(&e))?;
         let Some(&b) = buf.first() else {
             return Ok(None);
         };
@@ -215,7 +239,7 @@ impl Items {
     /// Skips whitespace; the next byte, not taken.
     fn skip_ws(&mut self) -> Result<Option<u8>, String> {
         loop {
-            let buf = self.reader.fill_buf().map_err(|e| e.to_string())?;
+            let buf = self.reader.fill_buf().map_err(|e| describe(&e))?;
             if buf.is_empty() {
                 return Ok(None);
             }
@@ -234,11 +258,53 @@ impl Items {
     }
 }
 
+/// A gzip input is cut short or corrupt (a bad header, a broken deflate stream, a checksum
+/// or length that does not match): its own error, not a bad item.
+#[derive(Debug)]
+pub struct GzipError(io::Error);
+
+impl std::fmt::Display for GzipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the gzip stream is cut short or corrupt")
+    }
+}
+
+impl std::error::Error for GzipError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// The decompressed text of a gzip input (every member, as `gzip -d` reads them), its
+/// failures as [`GzipError`]s.
+struct Gunzip<R: Read>(MultiGzDecoder<R>);
+
+impl<R: Read> Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Interrupted => e,
+            _ => io::Error::new(io::ErrorKind::InvalidData, GzipError(e)),
+        })
+    }
+}
+
+/// An error and its causes, for a message: `io::Error` shows only the outermost.
+fn describe(e: &io::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 /// How many bytes of each end of a file its fingerprint hashes: enough to notice another
 /// file, cheap for any size; the per-batch hashes in the journal check every byte sent.
 const FINGERPRINT_SPAN: u64 = 1 << 20;
 
-/// A seekable file's size and the hash of its first and last MiB.
+/// A seekable file's size and the hash of its first and last MiB, as the bytes are on disk
+/// (compressed, for gzip: the same file gives the same fingerprint).
 pub fn fingerprint(file: &Path) -> Result<Fingerprint, String> {
     use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
@@ -285,6 +351,45 @@ mod tests {
             out.push(String::from_utf8(raw.to_vec()).unwrap().trim().to_owned());
         }
         Ok(out)
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn read_all(bytes: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        text_of(Cursor::new(bytes)).unwrap().read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_is_known_by_its_first_bytes_and_read_member_by_member() {
+        let mut two = gzip(b"{\"name\":\"a\"}\n");
+        two.extend(gzip(b"{\"name\":\"b\"}\n")); // as `cat a.gz b.gz`
+        assert_eq!(
+            read_all(two).unwrap(),
+            b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n"
+        );
+        // Shorter than the magic, or only its first byte: plain text, kept whole.
+        assert_eq!(read_all(b"[".to_vec()).unwrap(), b"[");
+        assert_eq!(read_all(vec![0x1f, b'x']).unwrap(), [0x1f, b'x']);
+        assert_eq!(read_all(Vec::new()).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_cut_gzip_stream_is_a_gzip_error() {
+        let whole = gzip(&b"{\"name\":\"a\"}\n".repeat(100));
+        let e = read_all(whole[..whole.len() - 4].to_vec()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.get_ref().is_some_and(|inner| inner.is::<GzipError>()),
+            "{e:?}"
+        );
+        assert!(describe(&e).starts_with("the gzip stream is cut short or corrupt: "));
     }
 
     #[test]

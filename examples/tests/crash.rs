@@ -4,8 +4,12 @@
 //! `/fake/stats` must count exactly the input's items (a batch created twice under two keys
 //! would count twice; one never created would be missing).
 //!
-//! CI runs a small size; `cargo test -p fsbatch --test crash -- --ignored --nocapture` runs
-//! the full ones (200,000 events, 20 kills, with and without 20% faults) and prints figures.
+//! One event in 100 is named `bad…`, which the fake fails, so every batch has errors pages
+//! to read: more calls to kill in and to meet faults.
+//!
+//! CI runs a small size with 20% faults; `cargo test -p fsbatch --test crash -- --ignored
+//! --nocapture` runs the full ones (200,000 events, 20 kills, with and without 20% faults)
+//! and prints figures.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -60,14 +64,14 @@ impl Fake {
         Self { child, url }
     }
 
-    /// `GET /fake/stats`, with no crate for HTTP.
-    fn stats(&self) -> serde_json::Value {
+    /// `GET /fake/stats`, or another inspection endpoint, with no crate for HTTP.
+    fn inspect(&self, path: &str) -> serde_json::Value {
         use std::io::Write;
         let addr = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         write!(
             stream,
-            "GET /fake/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();
@@ -110,7 +114,33 @@ struct Figures {
     kills: usize,
     took: Duration,
     stats: serde_json::Value,
+    /// The fake's request log, to see which faults were met where.
+    requests: Vec<serde_json::Value>,
     last: serde_json::Value,
+}
+
+impl Figures {
+    /// Every API request the fake answered, retries and replays included.
+    fn requests(&self) -> u64 {
+        let counts = self.stats["requests"].as_object().unwrap();
+        counts.values().map(|n| n.as_u64().unwrap()).sum()
+    }
+
+    fn faults(&self) -> u64 {
+        self.stats["faults"].as_u64().unwrap()
+    }
+
+    /// How many requests to `route` met a fault of `kind` (`None`: any kind).
+    fn met(&self, route: &str, kind: Option<&str>) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| route == "any" || r["route"] == route)
+            .filter(|r| match kind {
+                Some(kind) => r["fault"] == kind,
+                None => r["fault"].is_string(),
+            })
+            .count()
+    }
 }
 
 fn run_until_done(
@@ -129,7 +159,10 @@ fn run_until_done(
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("events.jsonl");
     let text: String = (0..events)
-        .map(|i| format!("{{\"name\":\"Crash Test {i}\",\"user\":{{\"uid\":\"u{}\"}},\"properties\":{{\"n\":{i}}}}}\n", i % 977))
+        .map(|i| {
+            let bad = if i % 100 == 99 { "bad " } else { "" };
+            format!("{{\"name\":\"{bad}Crash Test {i}\",\"user\":{{\"uid\":\"u{}\"}},\"properties\":{{\"n\":{i}}}}}\n", i % 977)
+        })
         .collect();
     std::fs::write(&input, text).unwrap();
 
@@ -172,7 +205,11 @@ fn run_until_done(
         runs,
         kills: killed,
         took: started.elapsed(),
-        stats: fake.stats(),
+        stats: fake.inspect("/fake/stats"),
+        requests: fake.inspect("/fake/requests")["requests"]
+            .as_array()
+            .unwrap()
+            .clone(),
         last,
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -195,15 +232,17 @@ fn fsbatch(state: &Path, input: &Path, url: &str, batch_size: usize) -> Child {
 
 fn check(name: &str, events: usize, f: &Figures) {
     eprintln!(
-        "{name}: {events} events, {} runs, {} SIGKILLs, {:.1}s; fake: {} items in {} jobs, {} replayed creates, requests {}, faults {}",
+        "{name}: {events} events, {} runs, {} SIGKILLs, {:.1}s; fake: {} items in {} jobs, {} replayed creates, {} requests {}, {} faults met ({} on creates)",
         f.runs,
         f.kills,
         f.took.as_secs_f64(),
         f.stats["items"],
         f.stats["jobs"],
         f.stats["replayed_creates"],
+        f.requests(),
         f.stats["requests"],
-        f.stats["faults"],
+        f.faults(),
+        f.met("create", None),
     );
     assert_eq!(
         f.stats["items"].as_u64(),
@@ -217,13 +256,29 @@ fn check(name: &str, events: usize, f: &Figures) {
         "{}",
         f.last
     );
+    assert_eq!(f.last["errors"].as_u64(), Some(events as u64 / 100));
+}
+
+/// The run met faults at `floor` of its requests or more (the fake draws 20%), so a change
+/// that makes the run ask less, or the fake fault less, cannot quietly weaken the test.
+fn check_faults(f: &Figures, floor: f64) {
+    let share = f.faults() as f64 / f.requests() as f64;
+    assert!(
+        share >= floor,
+        "only {} of {} requests met a fault",
+        f.faults(),
+        f.requests()
+    );
+    assert!(f.met("create", None) > 0, "no create met a fault");
 }
 
 #[test]
 fn killed_imports_resume_exactly_once() {
     let events = 20_000;
-    let f = run_until_done(events, 2_000, 10, 400, &[], 7);
+    let faults = ["--fault-rate", "0.2", "--seed", "3"];
+    let f = run_until_done(events, 500, 10, 1_000, &faults, 7);
     check("ci", events, &f);
+    check_faults(&f, 0.1);
     assert!(f.kills >= 8, "too few kills to mean anything: {}", f.kills);
 }
 
@@ -236,18 +291,25 @@ fn killed_imports_resume_exactly_once_full() {
     assert!(f.kills >= 20);
 }
 
+/// Batches of 2,000 processing 2 s: about 100 creates, 300 status calls and 100 errors
+/// pages, so a fifth of them is enough to meet every kind of fault, creates included.
 #[test]
 #[ignore = "full size with 20% faults: a few minutes; run with --ignored --nocapture"]
 fn killed_imports_resume_exactly_once_with_faults() {
     let events = 200_000;
-    let f = run_until_done(
-        events,
-        10_000,
-        20,
-        4_000,
-        &["--fault-rate", "0.2", "--seed", "5"],
-        13,
-    );
+    let faults = ["--processing", "2s", "--fault-rate", "0.2", "--seed", "5"];
+    let f = run_until_done(events, 2_000, 20, 4_000, &faults, 13);
     check("faults", events, &f);
+    check_faults(&f, 0.1);
+    for kind in fullstory_batch_fake::FaultKind::ALL {
+        let kind = format!("{kind:?}");
+        let met = f.met("any", Some(&kind));
+        eprintln!(
+            "  {kind}: {met} ({} on creates)",
+            f.met("create", Some(&kind))
+        );
+        assert!(met > 0, "no request met {kind}");
+    }
+    assert!(f.stats["replayed_creates"].as_u64().unwrap() > 0);
     assert!(f.kills >= 20);
 }

@@ -1,0 +1,258 @@
+//! `fsbatch import` run as a process against the fake server: Ctrl-C with `--json`, and
+//! gzip input (from a file and from stdin, cut short or corrupt, interrupted and resumed).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use fullstory_batch_fake::{FakeServer, Route};
+use serde_json::Value;
+
+const KEY: &str = "MARKER-key-7c21e0";
+
+fn fake(processing: Duration) -> FakeServer {
+    FakeServer::builder()
+        .key(KEY)
+        .processing_time(processing)
+        .start_blocking()
+        .unwrap()
+}
+
+/// A directory of this test's own (journals, inputs), emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fsbatch-import-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `n` events as JSON lines.
+fn events(n: usize) -> String {
+    (0..n).map(|i| format!("{{\"name\":\"e{i}\"}}\n")).collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// `fsbatch ARGS`, the key in the environment and the journals in `dir`.
+fn fsbatch(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fsbatch"));
+    command.args(args);
+    in_env(command, dir)
+}
+
+fn in_env(mut command: Command, dir: &Path) -> Command {
+    command
+        .env("FULLSTORY_API_KEY", KEY)
+        .env("XDG_STATE_HOME", dir)
+        .env_remove("FULLSTORY_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// The output, checked never to show the key.
+fn finished(output: Output) -> Output {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains("MARKER-key"), "the key was printed: {all}");
+    output
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    finished(fsbatch(dir, args).output().unwrap())
+}
+
+/// Stdout as exactly one JSON object.
+fn one_json(output: &Output) -> Value {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text:?}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Imports `file` (12 events) in batches of 5 against a fake whose jobs take 3 s, sends
+/// SIGINT once the first job is being polled, checks the one JSON object and the resume
+/// command, then runs that command and checks every event is imported exactly once.
+fn interrupt_then_resume(dir: &Path, file: &Path) {
+    let fake = fake(Duration::from_secs(3));
+    let url = fake.base_url();
+    let args = [
+        "import",
+        file.to_str().unwrap(),
+        "--json",
+        "--batch-size",
+        "5",
+        "--base-url",
+        url,
+    ];
+    let child = fsbatch(dir, &args).spawn().unwrap();
+    // A status poll comes after the create's answer was handled: the job is journaled and
+    // in the report, and the import is mid-way.
+    let started = Instant::now();
+    while !fake
+        .requests()
+        .iter()
+        .any(|r| r.route == Some(Route::Status))
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "never polled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = finished(child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+
+    let v = one_json(&out);
+    assert_eq!(v["result"], "interrupted", "{v}");
+    assert_eq!(v["error"]["kind"], "interrupted", "{v}");
+    let batches = v["batches"].as_array().unwrap();
+    assert!(!batches.is_empty(), "{v}");
+    assert_eq!(batches[0]["batch"], 0);
+    assert_eq!(batches[0]["first_item"], 1);
+    assert_eq!(batches[0]["items"], 5);
+    assert!(batches[0]["job"].is_string(), "{v}");
+    assert_eq!(batches[0]["status"], "created", "{v}");
+    let journal = v["journal"].as_str().unwrap();
+    assert!(Path::new(journal).is_file(), "{journal}");
+    assert!(v["todo"].is_string(), "{v}");
+    // Every word is plain, so the command is the arguments as given.
+    let resume = format!("fsbatch {}", args.join(" "));
+    assert_eq!(v["resume"], resume.as_str());
+    assert!(
+        stderr(&out).contains(&format!("run the same command again:\n  {resume}\n")),
+        "{}",
+        stderr(&out)
+    );
+
+    // The printed command, run by a shell, with this build's fsbatch first on the path.
+    let bin = Path::new(env!("CARGO_BIN_EXE_fsbatch")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut shell = Command::new("sh");
+    shell.args(["-c", &resume]).env("PATH", path);
+    let out = finished(in_env(shell, dir).output().unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = one_json(&out);
+    assert_eq!(v["result"], "completed", "{v}");
+    assert_eq!(v["imports"], 12, "{v}");
+    assert_eq!(v["journal"], journal);
+    let stats = fake.stats();
+    assert_eq!((stats.items, stats.jobs), (12, 3), "{stats:?}");
+}
+
+#[test]
+fn ctrl_c_with_json_prints_one_object_and_the_command_that_resumes() {
+    let dir = scratch("ctrl-c");
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, events(12)).unwrap();
+    interrupt_then_resume(&dir, &file);
+}
+
+#[test]
+fn a_gzip_input_resumes_after_ctrl_c() {
+    let dir = scratch("ctrl-c-gzip");
+    let file = dir.join("events.jsonl.gz");
+    std::fs::write(&file, gzip(events(12).as_bytes())).unwrap();
+    interrupt_then_resume(&dir, &file);
+}
+
+#[test]
+fn a_gzip_file_imports_every_item_whatever_its_name() {
+    let fake = fake(Duration::from_millis(100));
+    let dir = scratch("gzip-file");
+    let lines = dir.join("events.jsonl.gz");
+    std::fs::write(&lines, gzip(events(30).as_bytes())).unwrap();
+    // A JSON array, compressed, under a name that does not say so.
+    let items: Vec<Value> = (0..20)
+        .map(|i| serde_json::json!({"name": format!("a{i}")}))
+        .collect();
+    let array = dir.join("events.json");
+    std::fs::write(&array, gzip(&serde_json::to_vec(&items).unwrap())).unwrap();
+    let url = fake.base_url();
+    for (file, n) in [(&lines, 30), (&array, 20)] {
+        let file = file.to_str().unwrap();
+        let out = run(&dir, &["import", file, "--json", "--base-url", url]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+        let v = one_json(&out);
+        assert_eq!(
+            (v["imports"].as_u64(), v["items_total"].as_u64()),
+            (Some(n), Some(n))
+        );
+    }
+    assert_eq!((fake.stats().items, fake.stats().jobs), (50, 2));
+}
+
+#[test]
+fn gzip_on_stdin_imports_every_item() {
+    let fake = fake(Duration::from_millis(100));
+    let dir = scratch("gzip-stdin");
+    let mut child = fsbatch(
+        &dir,
+        &["import", "-", "--json", "--base-url", fake.base_url()],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let bytes = gzip(events(40).as_bytes());
+    child.stdin.take().unwrap().write_all(&bytes).unwrap(); // dropped: end of input
+    let out = finished(child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(one_json(&out)["imports"], 40);
+    assert_eq!(fake.stats().items, 40);
+}
+
+#[test]
+fn a_cut_or_corrupt_gzip_file_is_refused_before_sending() {
+    let fake = fake(Duration::ZERO);
+    let dir = scratch("gzip-corrupt");
+    let whole = gzip(events(200).as_bytes());
+    let mut bad_checksum = whole.clone();
+    let crc = bad_checksum.len() - 8; // the trailer: CRC-32, then the length
+    bad_checksum[crc] ^= 0xff;
+    let cases = [
+        ("cut.jsonl.gz", whole[..whole.len() / 2].to_vec()),
+        ("checksum.jsonl.gz", bad_checksum),
+        ("header.jsonl.gz", b"\x1f\x8bnot gzip at all".to_vec()),
+    ];
+    let url = fake.base_url();
+    for (name, bytes) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let file = file.to_str().unwrap();
+        let out = run(&dir, &["import", file, "--json", "--base-url", url]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let v = one_json(&out);
+        assert_eq!(v["error"]["kind"], "invalid_input", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(file) && message.contains("gzip stream is cut short or corrupt"),
+            "{name}: {message}"
+        );
+    }
+    // A bad item inside a gzip file is named by its line, as in a plain one.
+    let file = dir.join("bad-item.jsonl.gz");
+    std::fs::write(&file, gzip(b"{\"name\":\"ok\"}\n{\"name\":\"\"}\n")).unwrap();
+    let out = run(&dir, &["import", file.to_str().unwrap(), "--base-url", url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}

@@ -183,7 +183,8 @@ after the input's path, the resource and the base URL; failed items go next to i
     Import {
         /// The file; `-` reads standard input.
         file: std::path::PathBuf,
-        /// Give up after this long (run the same command again to continue).
+        /// Give up after this long, counted from the start, reading the input included (run
+        /// the same command again to continue).
         #[arg(long, value_name = "DUR", default_value = "1h", value_parser = duration)]
         timeout: Duration,
         /// Print exactly one JSON object on stdout, whatever happens.

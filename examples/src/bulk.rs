@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fullstory_batch::journal::{Fingerprint, Header, JournalError, Ledger, fnv1a64};
 use fullstory_batch::{
@@ -49,11 +49,12 @@ pub struct ImportArgs {
 }
 
 pub fn import_file(global: &Global, args: &ImportArgs) -> Exit {
+    let started = Instant::now();
     let mut report = Report::new(args);
     let exit = if global.users {
-        import_typed::<UserRequest>(global, args, &mut report)
+        import_typed::<UserRequest>(global, args, started, &mut report)
     } else {
-        import_typed::<EventRequest>(global, args, &mut report)
+        import_typed::<EventRequest>(global, args, started, &mut report)
     };
     report.print(exit, args.json);
     exit
@@ -337,7 +338,12 @@ impl Sink {
     }
 }
 
-fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut Report) -> Exit {
+fn import_typed<T: BatchItem>(
+    global: &Global,
+    args: &ImportArgs,
+    started: Instant,
+    report: &mut Report,
+) -> Exit {
     let file = args.file.as_path();
     let stdin = file == Path::new("-");
     let batch_size = args.batch_size.clamp(1, MAX_BATCH_ITEMS);
@@ -421,6 +427,7 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
     };
     let last_place: Rc<Cell<Option<Place>>> = Rc::default();
     let unreadable: Rc<RefCell<Option<String>>> = Rc::default();
+    let mut refused = false;
     let items_read = Rc::new(Cell::new(0u64));
     let (place, bad, count) = (
         Rc::clone(&last_place),
@@ -448,7 +455,8 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
     } else {
         Pages::Errors
     };
-    let policy = Policy::default().with_timeout(args.timeout);
+    // `--timeout` counts from the command's start: the validating pass spends of it too.
+    let policy = Policy::default().with_timeout(args.timeout.saturating_sub(started.elapsed()));
     let mut run = client
         .import_from(source, batch_size, MAX_IN_PROGRESS, policy)
         .with_pages(pages)
@@ -522,6 +530,7 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
                         worst = worst.max(exit);
                         match (&stopped.reason, batch) {
                             (StopReason::InvalidInput(invalid), _) => {
+                                refused = true;
                                 let message = unreadable.borrow_mut().take().unwrap_or_else(|| {
                                     let at = last_place
                                         .get()
@@ -594,7 +603,9 @@ fn import_typed<T: BatchItem>(global: &Global, args: &ImportArgs, report: &mut R
         report.fail("journal", format!("{}: {e}", journal_path.display()));
         worst = worst.max(Exit::Usage);
     }
-    let input_done = run.input_done() && unreadable.borrow().is_none();
+    // The run's input is over once refused or stopped by the journal, too: only an input
+    // read to its end has nothing left to send.
+    let input_done = run.input_done() && !refused && run.journal_error().is_none();
     let ledger = run.ledger().expect("journaled").clone();
     let set_left = run.set().len();
     drop(run); // writes the last records

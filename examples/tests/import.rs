@@ -256,3 +256,42 @@ fn a_cut_or_corrupt_gzip_file_is_refused_before_sending() {
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
     assert!(fake.requests().is_empty(), "nothing was sent");
 }
+
+#[test]
+fn a_bad_item_on_stdin_leaves_the_rest_to_do() {
+    let fake = fake(Duration::ZERO);
+    let dir = scratch("stdin-bad-item");
+    let mut child = fsbatch(
+        &dir,
+        &[
+            "import",
+            "-",
+            "--json",
+            "--batch-size",
+            "5",
+            "--base-url",
+            fake.base_url(),
+        ],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Items 1 to 5 make a batch that is sent; item 7 is bad; 8 to 10 are never read.
+    let mut input = events(6);
+    input.push_str("{\"name\":\"\"}\n");
+    input.push_str(&events(3));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = finished(child.wait_with_output().unwrap());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = one_json(&out);
+    assert_eq!(v["error"]["kind"], "invalid_input", "{v}");
+    let todo = v["todo"].as_str().unwrap();
+    assert!(!todo.contains("every item was read"), "{todo}");
+    assert!(todo.contains("after item 5 never sent"), "{todo}");
+    assert_eq!(fake.stats().items, 5);
+}

@@ -13,8 +13,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -31,6 +29,7 @@ use crate::args::Global;
 use crate::input::{self, Counter, Place};
 use crate::output::{Exit, stopped_json, stopped_text};
 use crate::progress::ImportProgress;
+use crate::results::Results;
 
 /// How many jobs an import keeps in progress at once: well under the org's limit of 100,
 /// so other importers in the same organisation keep room.
@@ -303,41 +302,6 @@ fn validate_all<T: BatchItem>(file: &Path) -> Result<u64, String> {
     Ok(n)
 }
 
-/// A file written as results come: created on first use, appended to (a resumed import
-/// adds to what earlier runs wrote), flushed after each page.
-struct Sink {
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
-}
-
-impl Sink {
-    fn new(path: PathBuf) -> Self {
-        Self { path, out: None }
-    }
-
-    fn write<V: serde::Serialize>(
-        &mut self,
-        items: impl IntoIterator<Item = V>,
-    ) -> std::io::Result<u64> {
-        if self.out.is_none() {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let file = File::options().create(true).append(true).open(&self.path)?;
-            self.out = Some(BufWriter::new(file));
-        }
-        let out = self.out.as_mut().expect("opened above");
-        let mut n = 0;
-        for item in items {
-            serde_json::to_writer(&mut *out, &item)?;
-            out.write_all(b"\n")?;
-            n += 1;
-        }
-        out.flush()?;
-        Ok(n)
-    }
-}
-
 fn import_typed<T: BatchItem>(
     global: &Global,
     args: &ImportArgs,
@@ -457,13 +421,24 @@ fn import_typed<T: BatchItem>(
     };
     // `--timeout` counts from the command's start: the validating pass spends of it too.
     let policy = Policy::default().with_timeout(args.timeout.saturating_sub(started.elapsed()));
+    let opened = Results::open(
+        report.errors_file.clone().expect("set above"),
+        args.imports_out.clone(),
+        &journal_path,
+        |i| is_finished(&ledger, i),
+    );
+    let mut results = match opened {
+        Ok(results) => results,
+        Err(e) => {
+            report.fail("output", format!("could not open the result files: {e}"));
+            return Exit::Api;
+        }
+    };
     let mut run = client
         .import_from(source, batch_size, MAX_IN_PROGRESS, policy)
         .with_pages(pages)
         .with_journal(ledger, journal);
 
-    let mut errors_out = Sink::new(report.errors_file.clone().expect("set above"));
-    let mut imports_out = args.imports_out.clone().map(Sink::new);
     let total_bytes = (!stdin)
         .then(|| std::fs::metadata(file).map(|m| m.len()).ok())
         .flatten();
@@ -490,20 +465,33 @@ fn import_typed<T: BatchItem>(
                 }
                 Ok(())
             }
-            Event::Imported(items) => imports_out
-                .as_mut()
-                .map_or(Ok(0), |s| s.write(items.iter()))
-                .map(drop),
-            Event::Unread(items) => imports_out
-                .as_mut()
-                .map_or(Ok(0), |s| s.write(items.iter().map(|i| &i.json)))
-                .map(drop),
-            Event::Failed(items) => errors_out
-                .write(items.iter())
-                .map(|n| report.errors_written += n),
+            Event::Imported(items) => results.imported(journaled(batch), items.iter()),
+            Event::Unread(items) => {
+                results.imported(journaled(batch), items.iter().map(|i| &i.json))
+            }
+            Event::Failed(items) => results.failed(journaled(batch), items.iter()),
             Event::Done(outcome) => {
                 live.remove(&key);
                 changed = true;
+                // Only a batch the journal holds as finished is not read again. (A refused
+                // input ends as a job of no batch.)
+                let ledger = run.ledger().expect("journaled");
+                match batch {
+                    Some(i)
+                        if matches!(outcome, Outcome::Finished(_)) && is_finished(ledger, i) =>
+                    {
+                        match results.commit(i) {
+                            Ok(added) => report.errors_written += added,
+                            Err(e) => {
+                                report.fail("output", format!("could not write results: {e}"));
+                                worst = worst.max(Exit::Api);
+                                break;
+                            }
+                        }
+                    }
+                    Some(i) => results.discard(i),
+                    None => {}
+                }
                 match outcome {
                     Outcome::Finished(status) => {
                         let failed = status.job.status != JobState::Completed;
@@ -635,6 +623,18 @@ fn import_typed<T: BatchItem>(
         }
     }
     worst
+}
+
+/// Whether the journal holds batch `i` as finished (its results are then never read again).
+fn is_finished(ledger: &Ledger, i: u64) -> bool {
+    ledger
+        .batches()
+        .any(|b| b.index == i && b.finished.is_some())
+}
+
+/// The batch of a job of the import: every one is journaled.
+fn journaled(batch: Option<u64>) -> u64 {
+    batch.expect("every job of a journaled import has its batch")
 }
 
 /// What is left, in words.

@@ -14,6 +14,7 @@ mod import;
 mod input;
 mod output;
 mod progress;
+mod results;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -117,6 +117,8 @@ struct Figures {
     /// The fake's request log, to see which faults were met where.
     requests: Vec<serde_json::Value>,
     last: serde_json::Value,
+    /// The lines of the errors file the runs wrote together.
+    failed_lines: Vec<String>,
 }
 
 impl Figures {
@@ -210,6 +212,7 @@ fn run_until_done(
             .as_array()
             .unwrap()
             .clone(),
+        failed_lines: failed_lines(&last),
         last,
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -257,6 +260,26 @@ fn check(name: &str, events: usize, f: &Figures) {
         f.last
     );
     assert_eq!(f.last["errors"].as_u64(), Some(events as u64 / 100));
+    // And each failed item is in the errors file once, however often its pages were read.
+    let lines = &f.failed_lines;
+    assert_eq!(
+        lines.len(),
+        events / 100,
+        "{name}: failed items in the errors file"
+    );
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        lines.len(),
+        "{name}: a failed item written twice"
+    );
+}
+
+/// The errors file next to the last run's journal, line by line.
+fn failed_lines(last: &serde_json::Value) -> Vec<String> {
+    let journal = PathBuf::from(last["journal"].as_str().expect("the journal's path"));
+    let errors = std::fs::read_to_string(journal.with_extension("errors.jsonl")).unwrap();
+    errors.lines().map(str::to_owned).collect()
 }
 
 /// The run met faults at `floor` of its requests or more (the fake draws 20%), so a change

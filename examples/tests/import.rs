@@ -295,3 +295,72 @@ fn a_bad_item_on_stdin_leaves_the_rest_to_do() {
     assert!(todo.contains("after item 5 never sent"), "{todo}");
     assert_eq!(fake.stats().items, 5);
 }
+
+/// Regression: failed items went to the errors file as each page came, so a batch whose
+/// pages were being read when the process was killed wrote those lines again on the next
+/// run, which reads the batch's pages from the start.
+#[test]
+fn a_kill_while_reading_pages_writes_each_failed_item_once() {
+    use fullstory_batch_fake::{Fault, Script};
+    let fake = FakeServer::builder()
+        .key(KEY)
+        .processing_time(Duration::from_millis(100))
+        .page_size(10)
+        .start_blocking()
+        .unwrap();
+    // The second errors page stalls, once: the first page's items are in hand by then.
+    fake.script(
+        Script::on(Route::Errors)
+            .nth(2)
+            .respond(Fault::Stall(Duration::from_secs(30))),
+    );
+    let dir = scratch("kill-in-pages");
+    let file = dir.join("bad.jsonl");
+    let bad: String = (0..30)
+        .map(|i| format!("{{\"name\":\"bad {i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, bad).unwrap();
+    let args = [
+        "import",
+        file.to_str().unwrap(),
+        "--json",
+        "--base-url",
+        fake.base_url(),
+    ];
+
+    let mut child = fsbatch(&dir, &args).spawn().unwrap();
+    let started = Instant::now();
+    // A request is logged once answered: after the first page, the second is stalling.
+    while !fake
+        .requests()
+        .iter()
+        .any(|r| r.route == Some(Route::Errors))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never read page 1"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "still reading pages");
+    child.kill().unwrap(); // SIGKILL, mid-way through the pages
+    child.wait().unwrap();
+
+    let out = run(&dir, &args);
+    let v = one_json(&out);
+    assert_eq!(v["result"], "completed_with_failures", "{v}");
+    let errors = std::fs::read_to_string(v["errors_file"].as_str().unwrap()).unwrap();
+    let mut names: Vec<String> = errors
+        .lines()
+        .map(|line| {
+            let item: Value = serde_json::from_str(line).unwrap();
+            item.to_string()
+        })
+        .collect();
+    assert_eq!(names.len(), 30, "{errors}");
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 30, "a failed item written twice: {errors}");
+    assert_eq!(fake.stats().jobs, 1);
+}

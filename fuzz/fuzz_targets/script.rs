@@ -339,7 +339,7 @@ impl Watch {
 
 /// The request fits its stage: a create is a POST of a batch, the rest GETs of the job's
 /// status or pages.
-fn check_request(request: &Request<Vec<u8>>, stage: Stage) {
+fn check_request(request: &Request<fullstory_batch::bytes::Bytes>, stage: Stage) {
     let path = request.uri().path();
     let get = request.method() == "GET";
     let ok = match stage {

@@ -177,12 +177,8 @@ impl Client {
         max_in_progress: usize,
         policy: Policy,
     ) -> Run<T> {
-        let now = SystemTime::now();
-        let set = self
-            .set(policy, now)
-            .with_max_in_progress(max_in_progress)
-            .with_pages(Pages::All);
-        Run::new(self.clone(), set).with_input(items.map(Ok), batch_size)
+        self.import_from(items.map(Ok), batch_size, max_in_progress, policy)
+            .with_pages(Pages::All)
     }
 
     /// [`Client::import_all`] for items read as they come (a file, a socket): an `Err`

@@ -133,13 +133,9 @@ impl Client {
         max_in_progress: usize,
         policy: Policy,
     ) -> Run<T> {
-        let now = SystemTime::now();
-        let set = self
-            .set(policy, now)
-            .with_max_in_progress(max_in_progress)
-            .with_pages(Pages::All);
-        let workers = self.options.workers(max_in_progress);
-        Run::new(self.clone(), set, workers).with_input(items.into_iter().map(Ok), batch_size)
+        let items = items.into_iter().map(Ok);
+        self.import_from(items, batch_size, max_in_progress, policy)
+            .with_pages(Pages::All)
     }
 
     /// [`Client::import_all`] for items read as they come (a file, a socket): an `Err`

@@ -543,10 +543,19 @@ impl Ledger {
     }
 
     /// The idempotency key of batch `index` with body hash `hash`: derived, so a record's
-    /// key is a function of what it stands for.
+    /// key is a function of what it stands for. Only the id's first 64 visible ASCII
+    /// characters count (all of a generated one), so a header read back or built by hand
+    /// with any id still makes a valid key.
     fn key_for(&self, index: u64, hash: &str) -> IdempotencyKey {
-        IdempotencyKey::new(format!("fsb1-{}-{index}-{hash}", self.header.id))
-            .expect("hex and digits make a valid key")
+        let id: String = self
+            .header
+            .id
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(64)
+            .collect();
+        IdempotencyKey::new(format!("fsb1-{id}-{index}-{hash}"))
+            .expect("at most 107 visible ASCII characters make a valid key")
     }
 
     /// Decides what to do with the next batch read from the input (batches come in input
@@ -669,7 +678,10 @@ impl Ledger {
         self.batches
             .values()
             .filter_map(|b| b.finished.as_ref())
-            .fold((0, 0), |(i, f), b| (i + b.imported, f + b.failed))
+            .fold((0, 0), |(i, f), b| {
+                // A journal edited by hand may hold any counts: held at the top, not wrapped.
+                (i.saturating_add(b.imported), f.saturating_add(b.failed))
+            })
     }
 }
 
@@ -822,5 +834,67 @@ mod tests {
         let mut cut = header();
         cut.batch_size = 3;
         assert!(Ledger::replay(journal, &cut).is_err());
+    }
+
+    /// Found by the `journal` fuzz target: a header id with a space made `admit` panic, and
+    /// counts near `u64::MAX` wrapped the totals.
+    #[test]
+    fn a_hand_edited_journal_neither_panics_nor_wraps() {
+        let mut odd = header();
+        odd.id = "an id with spaces and \u{e9}".into();
+        let journal = vec![
+            JournalRecord::Header(odd.clone()),
+            JournalRecord::Finished {
+                i: 7,
+                job: "j".into(),
+                status: "COMPLETED".into(),
+                imported: u64::MAX,
+                failed: 1,
+            },
+            JournalRecord::Batch {
+                i: 8,
+                first: 0,
+                n: 1,
+                hash: "0".into(),
+                key: "k".into(),
+            },
+            JournalRecord::Finished {
+                i: 8,
+                job: "j".into(),
+                status: "COMPLETED".into(),
+                imported: 2,
+                failed: u64::MAX,
+            },
+        ];
+        // Batch 7 finished without being planned: named, not a panic.
+        assert!(matches!(
+            Ledger::replay(journal.clone(), &odd),
+            Err(JournalError::Corrupt { line: 2, .. })
+        ));
+        let mut ledger = Ledger::replay(journal[..1].to_vec(), &odd).unwrap();
+        let Admit::Create { batch, .. } = ledger.admit(batches(1, 2).remove(0)).unwrap() else {
+            panic!("a fresh batch is created");
+        };
+        assert!(
+            batch
+                .key()
+                .as_str()
+                .starts_with("fsb1-anidwithspacesand-0-")
+        );
+        let mut planned = journal[..1].to_vec();
+        planned.extend(journal[2..].iter().cloned());
+        planned.insert(
+            1,
+            JournalRecord::Batch {
+                i: 7,
+                first: 0,
+                n: 1,
+                hash: "0".into(),
+                key: "k".into(),
+            },
+        );
+        planned.push(journal[1].clone());
+        let ledger = Ledger::replay(planned, &odd).unwrap();
+        assert_eq!(ledger.totals(), (u64::MAX, u64::MAX));
     }
 }

@@ -66,7 +66,13 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
     } else {
         Box::new(std::fs::File::open(file).map_err(|e| e.to_string())?)
     };
-    let mut reader = text_of(Counted { inner, count })?;
+    items(text_of(Counted { inner, count })?)
+}
+
+/// The items of `reader`'s text: one JSON array if it starts with `[`, else JSON lines.
+fn items(mut reader: Box<dyn BufRead>) -> Result<Items, String> {
+    // Blank lines skipped here still count, so that lines are numbered as in the file.
+    let mut skipped_lines = 0;
     let first = loop {
         let buf = reader.fill_buf().map_err(|e| describe(&e))?;
         if buf.is_empty() {
@@ -76,6 +82,7 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
             Some(n) => break Some(buf[n]),
             None => {
                 let n = buf.len();
+                skipped_lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
                 reader.consume(n);
             }
         }
@@ -83,11 +90,12 @@ pub fn open(file: &Path, count: Counter) -> Result<Items, String> {
     let array = first == Some(b'[');
     Ok(Items {
         reader,
+        max_item: MAX_ITEM_BYTES,
         array,
         started: false,
         ended: false,
         place: 0,
-        line: 0,
+        line: skipped_lines,
         buf: Vec::new(),
     })
 }
@@ -110,12 +118,18 @@ fn text_of(mut raw: impl Read + 'static) -> Result<Box<dyn BufRead>, String> {
     })
 }
 
+/// The most bytes one item may take (a line, or an array element), so that input without a
+/// line end or a closing bracket cannot fill memory: many times the largest user the API
+/// accepts ([`fullstory_batch::MAX_USER_ITEM_BYTES`], 4.2 MiB; events have no stated bound).
+pub const MAX_ITEM_BYTES: usize = 32 << 20;
+
 /// An item's raw text and place, `None` at the end, or what is wrong where.
 type Next<'a> = Result<Option<(&'a [u8], Place)>, (Place, String)>;
 
 /// The items of an input, one at a time, each with its place.
 pub struct Items {
     reader: Box<dyn BufRead>,
+    max_item: usize,
     array: bool,
     started: bool,
     ended: bool,
@@ -136,13 +150,16 @@ impl Items {
         loop {
             self.buf.clear();
             self.line += 1;
-            let n = self
-                .reader
+            let n = (&mut self.reader)
+                .take(self.max_item as u64 + 1)
                 .read_until(b'\n', &mut self.buf)
                 .map_err(|e| (Place::Line(self.line), describe(&e)))?;
             if n == 0 {
                 self.ended = true;
                 return Ok(None);
+            }
+            if self.buf.len() > self.max_item && self.buf.last() != Some(&b'\n') {
+                return Err((Place::Line(self.line), self.too_long()));
             }
             if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
                 return Ok(Some((&self.buf, Place::Line(self.line))));
@@ -184,6 +201,9 @@ impl Items {
         self.buf.clear();
         let (mut depth, mut in_string, mut escaped) = (0u32, false, false);
         loop {
+            if self.buf.len() > self.max_item {
+                return Err((place, self.too_long()));
+            }
             let Some(b) = self.byte().map_err(|e| (place, e))? else {
                 return fail("the array does not end");
             };
@@ -216,6 +236,15 @@ impl Items {
                 _ => {}
             }
             self.buf.push(b);
+        }
+    }
+
+    fn too_long(&self) -> String {
+        match self.max_item {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => {
+                format!("an item longer than {} MiB", n >> 20)
+            }
+            n => format!("an item longer than {n} bytes"),
         }
     }
 
@@ -334,23 +363,35 @@ pub fn fingerprint(file: &Path) -> Result<Fingerprint, String> {
 mod tests {
     use super::*;
 
-    fn elements(text: &str) -> Result<Vec<String>, (Place, String)> {
-        let mut items = Items {
-            reader: Box::new(BufReader::new(std::io::Cursor::new(
-                text.as_bytes().to_vec(),
-            ))),
-            array: true,
-            started: false,
-            ended: false,
-            place: 0,
-            line: 0,
-            buf: Vec::new(),
+    /// Every item of `bytes` (read as `open` reads a file) and where, up to the first error,
+    /// with items of at most `max_item` bytes.
+    /// Items with their places, and the error that ended the reading, if one did.
+    type Reading = (Vec<(String, Place)>, Option<(Place, String)>);
+
+    fn read(bytes: &[u8], max_item: usize) -> Reading {
+        let mut items = match items(text_of(Cursor::new(bytes.to_vec())).unwrap()) {
+            Ok(items) => items,
+            Err(e) => panic!("opening in-memory text failed: {e}"),
         };
+        items.max_item = max_item;
         let mut out = Vec::new();
-        while let Some((raw, _)) = items.next_raw()? {
-            out.push(String::from_utf8(raw.to_vec()).unwrap().trim().to_owned());
+        loop {
+            match items.next_raw() {
+                Ok(Some((raw, place))) => {
+                    assert!(raw.len() <= max_item + 1, "an item past the cap");
+                    out.push((String::from_utf8_lossy(raw).trim().to_owned(), place));
+                }
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
         }
-        Ok(out)
+    }
+
+    fn elements(text: &str) -> Result<Vec<String>, (Place, String)> {
+        match read(text.as_bytes(), MAX_ITEM_BYTES) {
+            (items, None) => Ok(items.into_iter().map(|(raw, _)| raw).collect()),
+            (_, Some(e)) => Err(e),
+        }
     }
 
     fn gzip(text: &[u8]) -> Vec<u8> {
@@ -402,5 +443,114 @@ mod tests {
         assert!(elements("[1,").is_err());
         assert!(matches!(elements("[1,,2]"), Err((Place::Element(2), _))));
         assert!(elements("[1] x").is_err());
+    }
+
+    #[test]
+    fn an_item_past_the_cap_is_refused_at_its_place() {
+        let long = "x".repeat(11);
+        for (text, place) in [
+            (format!("1\n{long}"), Place::Line(2)),
+            (format!("1\n\n{long}\n2\n"), Place::Line(3)),
+            (format!("[1,\"{long}\"]"), Place::Element(2)),
+            (format!("[1,[{long}"), Place::Element(2)),
+        ] {
+            let (items, error) = read(text.as_bytes(), 10);
+            assert_eq!(items.len(), 1, "{text}");
+            assert_eq!(
+                error,
+                Some((place, "an item longer than 10 bytes".to_owned())),
+                "{text}"
+            );
+        }
+        // At the cap exactly, with or without its line end: read.
+        let (items, error) = read(format!("{}\n{}", &long[1..], &long[1..]).as_bytes(), 10);
+        assert_eq!((items.len(), error), (2, None));
+        assert!(
+            Items::too_long(&Items {
+                max_item: MAX_ITEM_BYTES,
+                ..items_of(b"")
+            })
+            .ends_with("32 MiB")
+        );
+    }
+
+    fn items_of(bytes: &[u8]) -> Items {
+        items(text_of(Cursor::new(bytes.to_vec())).unwrap()).unwrap()
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[ -~\\n\\t\"\\\\,\\]\\[{}é]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z,\\]\"]{0,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes, plain or gzip: every item comes within the cap, and reading ends
+        /// (in items or a named error) without a panic.
+        #[test]
+        fn any_bytes_read_to_an_end(bytes in prop::collection::vec(any::<u8>(), 0..512), gz in any::<bool>(), cap in 1usize..64) {
+            let bytes = if gz { gzip(&bytes) } else { bytes };
+            let (items, _) = read(&bytes, cap);
+            prop_assert!(items.len() <= bytes.len());
+        }
+
+        /// Values written as JSON lines (blank lines, CRLF) or as one array (any whitespace)
+        /// read back as themselves, each at its place.
+        #[test]
+        fn written_items_read_back_at_their_places(
+            values in prop::collection::vec(json_value(), 0..8),
+            gaps in prop::collection::vec("[ \\t\\r\\n]{0,3}", 8),
+            array in any::<bool>(),
+            crlf in any::<bool>(),
+        ) {
+            let texts: Vec<String> = values.iter().map(|v| serde_json::to_string(v).unwrap()).collect();
+            let mut text = String::new();
+            let mut places = Vec::new();
+            if array {
+                text.push('[');
+                for (i, t) in texts.iter().enumerate() {
+                    if i > 0 {
+                        text.push(',');
+                    }
+                    text.push_str(&gaps[i]);
+                    text.push_str(t);
+                    places.push(Place::Element(i as u64 + 1));
+                }
+                text.push_str(&gaps[7]);
+                text.push(']');
+            } else {
+                let mut line = 0;
+                for (i, t) in texts.iter().enumerate() {
+                    // Blank lines between items are skipped, but counted.
+                    let blank = gaps[i].matches('\n').count();
+                    text.push_str(&"\n".repeat(blank));
+                    line += blank as u64 + 1;
+                    text.push_str(t);
+                    text.push_str(if crlf { "\r\n" } else { "\n" });
+                    places.push(Place::Line(line));
+                }
+            }
+            // A JSON-lines text starting with an array would be read as one array.
+            prop_assume!(array || !texts.first().is_some_and(|t| t.starts_with('[')));
+            let (items, error) = read(text.as_bytes(), MAX_ITEM_BYTES);
+            prop_assert_eq!(error, None);
+            let read_values: Vec<serde_json::Value> = items.iter().map(|(raw, _)| serde_json::from_str(raw).unwrap()).collect();
+            prop_assert_eq!(read_values, values);
+            let read_places: Vec<Place> = items.iter().map(|&(_, p)| p).collect();
+            prop_assert_eq!(read_places, places);
+        }
     }
 }

@@ -368,11 +368,17 @@ impl SavedJob {
 pub enum RestoreError {
     /// The state was saved after the job ended; there is nothing to resume.
     Finished,
+    /// The state contradicts itself (a job waited on without an id, two jobs of a set under
+    /// one key), so no save made it: it was damaged or edited.
+    Inconsistent(&'static str),
 }
 
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("saved state is of a job that already ended")
+        match self {
+            Self::Finished => f.write_str("saved state is of a job that already ended"),
+            Self::Inconsistent(what) => write!(f, "saved state is damaged: {what}"),
+        }
     }
 }
 
@@ -565,13 +571,26 @@ impl<T: BatchItem> Job<T> {
     /// again with the same idempotency key, so it never makes a second job.
     ///
     /// # Errors
-    /// [`RestoreError::Finished`] when the job had already ended.
+    /// [`RestoreError::Finished`] when the job had already ended;
+    /// [`RestoreError::Inconsistent`] for a state no save makes: past its create with no
+    /// job id, or reading pages with no final status.
     pub fn restore(
         config: impl Into<Arc<Config>>,
         mut state: SavedJob,
     ) -> Result<Self, RestoreError> {
         if matches!(state.step, Step::Done(_)) || !state.pacer.resume() {
             return Err(RestoreError::Finished);
+        }
+        let past_create = !matches!(state.step, Step::Create(_));
+        if past_create && state.job.is_none() {
+            return Err(RestoreError::Inconsistent(
+                "a job past its create has no id",
+            ));
+        }
+        if matches!(state.step, Step::Pages { .. }) && state.status.is_none() {
+            return Err(RestoreError::Inconsistent(
+                "a job reading pages has no final status",
+            ));
         }
         if let Some(policy) = state.policy.take() {
             state.pacer.set_policy(policy);

@@ -408,20 +408,32 @@ impl<T: BatchItem> JobSet<T> {
     /// Resumes a saved set with `config`; jobs that had ended are left out.
     ///
     /// # Errors
-    /// None today; kept for states that cannot be used.
+    /// [`RestoreError::Inconsistent`] when two saved jobs share a key, or one of them does
+    /// not restore (see [`Job::restore`]): states no save makes. A cap of 0 reads as 1, and
+    /// keys go on after the highest saved one.
     pub fn restore(
         config: impl Into<Arc<Config>>,
         state: SavedJobSet,
     ) -> Result<Self, RestoreError> {
         let config = config.into();
+        let mut keys: Vec<u64> = state.jobs.iter().map(|job| job.key().index()).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(RestoreError::Inconsistent("two jobs share a key"));
+        }
+        // Repairs no save needs, for a state edited by hand: keys already given are never
+        // given again, and at least one job runs.
+        let next_key = keys.last().map_or(state.next_key, |&last| {
+            state.next_key.max(last.saturating_add(1))
+        });
         let mut set = Self {
             config: Arc::clone(&config),
             policy: state.policy,
             seed: state.seed,
             deadline: state.deadline,
             pages: state.pages,
-            max_in_progress: state.max_in_progress,
-            next_key: state.next_key,
+            max_in_progress: state.max_in_progress.max(1),
+            next_key,
             active: HashMap::new(),
             queued: VecDeque::new(),
             due: BTreeSet::new(),
@@ -435,6 +447,7 @@ impl<T: BatchItem> JobSet<T> {
             match Job::restore(Arc::clone(&config), job.under(&set.policy)) {
                 Ok(job) => set.queued.push_back(job),
                 Err(RestoreError::Finished) => {}
+                Err(e @ RestoreError::Inconsistent(_)) => return Err(e),
             }
         }
         set.start_queued();

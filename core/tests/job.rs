@@ -1100,3 +1100,42 @@ proptest! {
         }
     }
 }
+
+/// Found by the `restore` fuzz target: a saved job edited to wait with no job id, or to read
+/// pages with no final status, made its first request or its last page panic. Both are
+/// refused at restore, by name.
+#[test]
+fn restore_of_a_state_no_save_makes_is_refused() {
+    let wait = Job::<fullstory_batch::EventRequest>::wait(
+        config(),
+        fullstory_batch::JobRef::new(
+            fullstory_batch::Resource::Events,
+            fullstory_batch::JobId::new("j").unwrap(),
+        ),
+        Policy::default(),
+        t0(),
+        1,
+    );
+    let mut no_id = serde_json::to_value(wait.save()).unwrap();
+    no_id["job"] = serde_json::Value::Null;
+    let e = Job::<fullstory_batch::EventRequest>::restore(
+        config(),
+        serde_json::from_value(no_id).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "saved state is damaged: a job past its create has no id"
+    );
+    let mut pages = serde_json::to_value(wait.save()).unwrap();
+    pages["step"] = serde_json::json!({"Pages": {"kind": "errors", "token": null, "seen": []}});
+    let e = Job::<fullstory_batch::EventRequest>::restore(
+        config(),
+        serde_json::from_value(pages).unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        RestoreError::Inconsistent("a job reading pages has no final status")
+    );
+}

@@ -515,3 +515,36 @@ fn a_saved_job_holds_its_policy_and_older_saves_still_read() {
         assert_eq!(serde_json::to_value(job.save()).unwrap(), new);
     }
 }
+
+/// Found by the `restore` fuzz target: a saved state edited by hand. Two jobs under one key
+/// are refused (one would hide the other); a cap of 0 and a next key already taken are read
+/// as a save would have written them.
+#[test]
+fn a_damaged_saved_set_is_refused_or_read_as_a_save_would_write_it() {
+    let now = t0();
+    let mut set: JobSet = JobSet::new(config(), Policy::default(), now, 1).with_max_in_progress(1);
+    for id in ["a", "b"] {
+        set.add_job(JobRef::new(Resource::Events, JobId::new(id).unwrap()), now);
+    }
+    let mut state = serde_json::to_value(set.save()).unwrap();
+
+    let mut twins = state.clone();
+    twins["jobs"][1]["key"] = 0.into();
+    let twins: SavedJobSet = serde_json::from_value(twins).unwrap();
+    let e = JobSet::<EventRequest>::restore(config(), twins).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "saved state is damaged: two jobs share a key"
+    );
+
+    state["max_in_progress"] = 0.into();
+    state["next_key"] = 1.into();
+    let saved: SavedJobSet = serde_json::from_value(state).unwrap();
+    let mut set = JobSet::<EventRequest>::restore(config(), saved).unwrap();
+    let added = set.add_job(JobRef::new(Resource::Events, JobId::new("c").unwrap()), now);
+    assert_eq!(added.index(), 2, "a new key after the saved ones");
+    let t = set
+        .poll_transmit(now)
+        .expect("one job runs under a cap of 0");
+    assert_eq!(t.id.job().index(), 0);
+}

@@ -836,64 +836,50 @@ mod tests {
         assert!(Ledger::replay(journal, &cut).is_err());
     }
 
-    /// Found by the `journal` fuzz target: a header id with a space made `admit` panic, and
-    /// counts near `u64::MAX` wrapped the totals.
+    /// A header id with a space made `admit` panic (found by the `journal` fuzz target), and
+    /// counts near `u64::MAX` wrapped the totals (found while fixing it).
     #[test]
     fn a_hand_edited_journal_neither_panics_nor_wraps() {
         let mut odd = header();
         odd.id = "an id with spaces and \u{e9}".into();
-        let journal = vec![
-            JournalRecord::Header(odd.clone()),
-            JournalRecord::Finished {
-                i: 7,
-                job: "j".into(),
-                status: "COMPLETED".into(),
-                imported: u64::MAX,
-                failed: 1,
-            },
-            JournalRecord::Batch {
-                i: 8,
-                first: 0,
-                n: 1,
-                hash: "0".into(),
-                key: "k".into(),
-            },
-            JournalRecord::Finished {
-                i: 8,
-                job: "j".into(),
-                status: "COMPLETED".into(),
-                imported: 2,
-                failed: u64::MAX,
-            },
-        ];
-        // Batch 7 finished without being planned: named, not a panic.
+        let head = JournalRecord::Header(odd.clone());
+        let batch = |i| JournalRecord::Batch {
+            i,
+            first: 0,
+            n: 1,
+            hash: "0".into(),
+            key: "k".into(),
+        };
+        let finished = |i, imported, failed| JournalRecord::Finished {
+            i,
+            job: "j".into(),
+            status: "COMPLETED".into(),
+            imported,
+            failed,
+        };
+        // A batch finished but never planned: named, not a panic.
         assert!(matches!(
-            Ledger::replay(journal.clone(), &odd),
+            Ledger::replay(vec![head.clone(), finished(7, u64::MAX, 1)], &odd),
             Err(JournalError::Corrupt { line: 2, .. })
         ));
-        let mut ledger = Ledger::replay(journal[..1].to_vec(), &odd).unwrap();
-        let Admit::Create { batch, .. } = ledger.admit(batches(1, 2).remove(0)).unwrap() else {
+        let mut ledger = Ledger::replay(vec![head.clone()], &odd).unwrap();
+        let Admit::Create { batch: created, .. } = ledger.admit(batches(1, 2).remove(0)).unwrap()
+        else {
             panic!("a fresh batch is created");
         };
         assert!(
-            batch
+            created
                 .key()
                 .as_str()
                 .starts_with("fsb1-anidwithspacesand-0-")
         );
-        let mut planned = journal[..1].to_vec();
-        planned.extend(journal[2..].iter().cloned());
-        planned.insert(
-            1,
-            JournalRecord::Batch {
-                i: 7,
-                first: 0,
-                n: 1,
-                hash: "0".into(),
-                key: "k".into(),
-            },
-        );
-        planned.push(journal[1].clone());
+        let planned = vec![
+            head,
+            batch(7),
+            batch(8),
+            finished(8, 2, u64::MAX),
+            finished(7, u64::MAX, 1),
+        ];
         let ledger = Ledger::replay(planned, &odd).unwrap();
         assert_eq!(ledger.totals(), (u64::MAX, u64::MAX));
     }

@@ -1101,9 +1101,9 @@ proptest! {
     }
 }
 
-/// Found by the `restore` fuzz target: a saved job edited to wait with no job id, or to read
-/// pages with no final status, made its first request or its last page panic. Both are
-/// refused at restore, by name.
+/// A saved job edited to wait with no job id (found by the `restore` fuzz target), or to
+/// read pages with no final status (found reading the code behind it), made its first
+/// request or its last page panic. Both are refused at restore, by name.
 #[test]
 fn restore_of_a_state_no_save_makes_is_refused() {
     let wait = Job::<fullstory_batch::EventRequest>::wait(

@@ -185,8 +185,6 @@ macro_rules! suite {
             https_with_a_trusted_pem_root,
             // Redirects.
             redirects_are_not_followed,
-            // The key.
-            traces_name_the_request_never_the_key,
             // Waits end to end.
             a_wait_recovers_from_every_fault,
             retry_after_seconds_is_obeyed,

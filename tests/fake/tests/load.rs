@@ -86,7 +86,8 @@ async fn thousands_of_concurrent_connections() {
         "{requests} requests on {CONNECTIONS} connections in {elapsed:?} ({:.0}/s)",
         requests as f64 / elapsed.as_secs_f64()
     );
-    assert!(elapsed < Duration::from_secs(20));
+    // How fast is for `cargo bench` and BENCHMARKS.md: a busy machine makes any bound here
+    // a coin toss.
 
     ids.sort();
     ids.dedup();

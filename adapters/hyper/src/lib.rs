@@ -26,8 +26,8 @@
 //! | [`Client::run`] | any [`JobSet`], one restored after a restart say |
 //!
 //! # Example
-//! A fake Fullstory on loopback (plain HTTP, so the base URL must allow it), a job that
-//! takes 50 ms, one status call, then a wait:
+//! A fake Fullstory on loopback (plain HTTP, so the base URL must allow it) whose clock
+//! moves only when told, a job that takes 50 ms of it, one status call, then a wait:
 //! ```
 //! use std::time::Duration;
 //! use fullstory_batch_hyper::{
@@ -41,6 +41,7 @@
 //! let fake = FakeServer::builder()
 //!     .key("my-key")
 //!     .processing_time(Duration::from_millis(50))
+//!     .manual_clock()
 //!     .start()
 //!     .await?;
 //! let id = fake.insert_job(
@@ -55,6 +56,7 @@
 //!
 //! let status = client.status(&job).await?;
 //! assert_eq!(status.job.status, JobState::Processing);
+//! fake.advance(Duration::from_millis(50));
 //!
 //! let policy = Policy::builder()
 //!     .min_interval(Duration::from_millis(100))

@@ -52,10 +52,8 @@ fn the_importer_yields_created_first_and_done_last() {
 
 #[test]
 fn pages_of_a_job_still_processing_wait_first() {
-    let fake = fake()
-        .processing_time(Duration::from_millis(300))
-        .start_blocking()
-        .unwrap();
+    // The job runs until it was seen running: the fake's clock moves only then.
+    let fake = fake().manual_clock().start_blocking().unwrap();
     let id = fake.insert_job(
         fullstory_batch_fake::Resource::Events,
         (0..9)
@@ -65,6 +63,11 @@ fn pages_of_a_job_still_processing_wait_first() {
     let client = client(fake.base_url());
     let failed: Vec<_> = client
         .pages::<EventRequest>(events_job(&id), PageKind::Errors, fast_policy())
+        .inspect(|(_, e)| {
+            if matches!(e, Event::Progress(_)) {
+                fake.advance(Duration::from_secs(5));
+            }
+        })
         .filter_map(|(_, e)| match e {
             Event::Failed(items) => Some(items),
             Event::Imported(_) => panic!("only error pages were asked for"),

@@ -9,17 +9,19 @@ use std::time::Duration;
 use common::*;
 use fullstory_batch_ureq::{Event, JobSet, JobState};
 
+/// The fake's clock moves only once the job was seen running, so the first answer is
+/// `PROCESSING` however slow the machine.
 #[test]
 fn watch_yields_a_progress_per_answer_then_done() {
-    let fake = fake()
-        .processing_time(Duration::from_millis(300))
-        .start_blocking()
-        .unwrap();
+    let fake = fake().manual_clock().start_blocking().unwrap();
     let (id, job) = insert_job(&fake);
     let events: Vec<Event> = client(fake.base_url())
         .watch(job.clone(), fast_policy())
         .map(|(key, event)| {
             assert_eq!(key.index(), 0);
+            if matches!(event, Event::Progress(_)) {
+                fake.advance(Duration::from_secs(5));
+            }
             event
         })
         .collect();
@@ -61,10 +63,7 @@ fn a_finished_run_is_fused() {
 
 #[test]
 fn a_saved_set_resumes_where_it_stopped() {
-    let fake = fake()
-        .processing_time(Duration::from_millis(300))
-        .start_blocking()
-        .unwrap();
+    let fake = fake().manual_clock().start_blocking().unwrap();
     let (id, job) = insert_job(&fake);
     let client = client(fake.base_url());
     let mut run = client.watch(job, fast_policy());
@@ -73,6 +72,7 @@ fn a_saved_set_resumes_where_it_stopped() {
     let saved = serde_json::to_string(&run.set().save()).unwrap();
     assert_no_key_in(&saved);
     drop(run);
+    fake.advance(Duration::from_secs(5));
 
     let set: JobSet = JobSet::restore(
         client.config().clone(),

@@ -690,10 +690,9 @@ fn looks_like(line: &[u8]) -> Option<String> {
     let separated = line.iter().any(|b| matches!(b, b',' | b';' | b'\t'));
     if !json_like && separated {
         return Some(format!(
-            "looks like CSV (`{seen}`), not JSON: convert it to JSON lines, one request an \
-             object a line, e.g. `python3 -c 'import csv, json, sys; [print(json.dumps(r)) for \
-             r in csv.DictReader(sys.stdin)]' < FILE.csv > FILE.jsonl`, then shape each line \
-             as a request"
+            "looks like CSV (`{seen}`), not JSON: convert it to JSON lines, e.g. `python3 -c \
+             'import csv, json, sys; [print(json.dumps(r)) for r in csv.DictReader(sys.stdin)]' \
+             < FILE.csv > FILE.jsonl`, then shape each line as a request (an object a line)"
         ));
     }
     None

@@ -175,12 +175,13 @@ enum State {
     Ended,
 }
 
-/// What an object of the stream is, by its first key.
+/// What a value of the stream is: an object by its first key, an array by its `[`.
 enum Shape {
     /// One item.
     Item,
-    /// The create body: its `requests` array opens after this many bytes.
-    Body(usize),
+    /// An array of items that opens after this many bytes (for the create body, past
+    /// `{"requests": [`).
+    Opens(Array, usize),
     /// `requests` holds something else than an array.
     BodyWithoutArray,
     /// Its first key (named) holds an array.
@@ -235,18 +236,13 @@ impl Items {
                     };
                     let place = self.here(None);
                     let shape = match b {
-                        b'[' => Shape::Body(1),
+                        b'[' => Shape::Opens(Array::Plain, 1),
                         b'{' => self.shape().map_err(|e| (place, describe(&e)))?,
                         _ => Shape::Item,
                     };
-                    let kind = if b == b'[' {
-                        Array::Plain
-                    } else {
-                        Array::Requests
-                    };
                     match shape {
                         Shape::Item => return self.item(place).map(Some),
-                        Shape::Body(opened) => {
+                        Shape::Opens(kind, opened) => {
                             self.advance(opened);
                             self.state = State::InArray { kind, items: 0 };
                         }
@@ -553,7 +549,8 @@ impl Items {
         let ahead = &self.buf()[self.pos..self.end.min(self.pos + 1024)];
         let first_line = ahead.split(|&b| b == b'\n').next().unwrap_or_default();
         let scalar = !matches!(ahead.first(), Some(b'{' | b'['));
-        if scalar || !e.is_data() {
+        // An array's elements are JSON around them: what the line looks like says nothing.
+        if place.element.is_none() && (scalar || !e.is_data()) {
             // The line from its start, as far as it is still held.
             let held = usize::try_from(self.line_start.saturating_sub(self.base)).unwrap_or(0);
             let line = &self.buf()[held.min(self.pos)..self.pos];
@@ -625,7 +622,7 @@ fn shape_of(bytes: &[u8]) -> Option<Shape> {
     let array = *bytes.get(skip(colon + 1))? == b'[';
     let key = &bytes[key_start..key_end];
     Some(match (key == b"requests", array) {
-        (true, true) => Shape::Body(skip(colon + 1) + 1),
+        (true, true) => Shape::Opens(Array::Requests, skip(colon + 1) + 1),
         (true, false) => Shape::BodyWithoutArray,
         (false, true) => Shape::Wrapper(excerpt(key)),
         (false, false) => Shape::Item,
@@ -685,9 +682,12 @@ fn looks_like(line: &[u8]) -> Option<String> {
                 .into(),
         );
     }
+    let start = line.iter().position(|&b| !is_ws(b)).unwrap_or(line.len());
     let json_like =
-        matches!(line.first(), Some(b'{' | b'[')) || line.windows(2).any(|w| w == b"\":");
-    let separated = line.iter().any(|b| matches!(b, b',' | b';' | b'\t'));
+        matches!(line.get(start), Some(b'{' | b'[')) || line.windows(2).any(|w| w == b"\":");
+    let separated = line[start..]
+        .iter()
+        .any(|b| matches!(b, b',' | b';' | b'\t'));
     if !json_like && separated {
         return Some(format!(
             "looks like CSV (`{seen}`), not JSON: convert it to JSON lines, e.g. `python3 -c \
@@ -1124,6 +1124,38 @@ mod tests {
     }
 
     #[test]
+    fn json_that_is_not_a_request_is_not_taken_for_csv() {
+        let mut items = items_of(b"[\n  1,\n  2\n]", CHUNK);
+        let (place, message) = items.next_item::<EventRequest>().unwrap_err();
+        assert_eq!(place, element(Array::Plain, 1, 2, 3));
+        assert!(
+            message.starts_with("not a valid request: invalid type: integer `1`"),
+            "{message}"
+        );
+        for text in ["  {a: 1, b: 2}", "\t{'a': 1}", "[{\"a\":1},\n  x]"] {
+            let (_, message) = error(text.as_bytes());
+            assert!(message.starts_with("not JSON ("), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_endless_item_stops_at_the_cap_holding_no_more() {
+        // `{"a":"` and then `x` for ever.
+        let endless = Cursor::new(b"{\"a\":\"".to_vec()).chain(io::repeat(b'x'));
+        let mut items = items(text_of(endless).unwrap());
+        let (place, message) = items.next_value::<Value>().unwrap_err();
+        assert_eq!(
+            (place, message.as_str()),
+            (at(1, 1), "an item longer than 32 MiB")
+        );
+        assert!(
+            items.store.len() <= MAX_ITEM_BYTES + 2 * CHUNK + 1,
+            "{}",
+            items.store.len()
+        );
+    }
+
+    #[test]
     fn serde_json_faults_are_placed_in_the_text() {
         let text = "{\"name\":\"a\"}\n{\n  \"name\": \"b\",\n  \"user\": x\n}\n";
         let (place, message) = error(text.as_bytes());
@@ -1199,7 +1231,7 @@ mod tests {
 
     /// How a group of items is written.
     #[derive(Debug, Clone, Copy)]
-    enum Shape {
+    enum Written {
         Line,
         Pretty,
         SameLine,
@@ -1208,14 +1240,14 @@ mod tests {
         PrettyBody,
     }
 
-    fn shape() -> impl Strategy<Value = Shape> {
+    fn written() -> impl Strategy<Value = Written> {
         prop_oneof![
-            Just(Shape::Line),
-            Just(Shape::Pretty),
-            Just(Shape::SameLine),
-            Just(Shape::Array),
-            Just(Shape::Body),
-            Just(Shape::PrettyBody),
+            Just(Written::Line),
+            Just(Written::Pretty),
+            Just(Written::SameLine),
+            Just(Written::Array),
+            Just(Written::Body),
+            Just(Written::PrettyBody),
         ]
     }
 
@@ -1229,7 +1261,7 @@ mod tests {
     /// `groups` of items written each in its shape, whitespace from `gaps` between; the
     /// items in order, each with its place.
     fn write(
-        groups: &[(Shape, Vec<Value>)],
+        groups: &[(Written, Vec<Value>)],
         gaps: &[String],
         nl: &str,
     ) -> (String, Vec<(Value, Place)>) {
@@ -1258,30 +1290,30 @@ mod tests {
         for (shape, items) in groups {
             let gap = gaps.next().unwrap();
             match shape {
-                Shape::Line | Shape::Pretty | Shape::SameLine => {
+                Written::Line | Written::Pretty | Written::SameLine => {
                     for item in items {
                         text.push_str(match shape {
-                            Shape::SameLine => " ",
+                            Written::SameLine => " ",
                             _ if text.is_empty() => "",
                             _ => nl,
                         });
                         text.push_str(gap);
-                        push(&mut text, item, matches!(shape, Shape::Pretty), None);
+                        push(&mut text, item, matches!(shape, Written::Pretty), None);
                     }
                 }
-                Shape::Array | Shape::Body | Shape::PrettyBody => {
-                    let kind = if matches!(shape, Shape::Array) {
+                Written::Array | Written::Body | Written::PrettyBody => {
+                    let kind = if matches!(shape, Written::Array) {
                         Array::Plain
                     } else {
                         Array::Requests
                     };
                     text.push_str(nl);
                     text.push_str(match shape {
-                        Shape::Array => "[",
-                        Shape::Body => "{\"requests\":[",
+                        Written::Array => "[",
+                        Written::Body => "{\"requests\":[",
                         _ => "{",
                     });
-                    if matches!(shape, Shape::PrettyBody) {
+                    if matches!(shape, Written::PrettyBody) {
                         text.push_str(nl);
                         text.push_str("  \"requests\": [");
                     }
@@ -1293,13 +1325,13 @@ mod tests {
                         push(
                             &mut text,
                             item,
-                            matches!(shape, Shape::PrettyBody),
+                            matches!(shape, Written::PrettyBody),
                             Some((kind, i as u64 + 1)),
                         );
                     }
                     text.push_str(gap);
                     text.push(']');
-                    if !matches!(shape, Shape::Array) {
+                    if !matches!(shape, Written::Array) {
                         text.push_str(nl);
                         text.push('}');
                     }
@@ -1343,7 +1375,7 @@ mod tests {
         /// as themselves, each at its place, however the input is split into reads.
         #[test]
         fn any_mix_of_shapes_reads_back_at_the_places_written(
-            groups in prop::collection::vec((shape(), prop::collection::vec(item(), 0..4)), 0..6),
+            groups in prop::collection::vec((written(), prop::collection::vec(item(), 0..4)), 0..6),
             gaps in prop::collection::vec("[ \\t\\n]{0,3}", 1..4),
             crlf in any::<bool>(),
             bom in any::<bool>(),

@@ -151,9 +151,11 @@ pub enum Region {
 pub enum Command {
     /// Import events (or users with --users) from a file of any size, exactly once.
     ///
-    /// The file is JSON lines or a JSON array of event requests (user requests with --users),
-    /// read as it goes: memory holds a few batches, never the file. A file is checked whole
-    /// first, so a bad item (named by its line or array place) stops the import before
+    /// The file holds event requests (user requests with --users) as JSON lines, pretty
+    /// objects one after another (jq without -c), a JSON array, or the API's create body
+    /// {"requests": [...]}, in UTF-8 (a byte-order mark is skipped); CSV and UTF-16 are
+    /// refused by name. It is read as it goes: memory holds a few batches, never the file. A
+    /// file is checked whole first, so a bad item (named by its line) stops the import before
     /// anything is sent; standard input is checked as it is read, and stops before the batch
     /// holding a bad item is sent. Items go in batches of 50,000, at most two jobs in progress.
     ///

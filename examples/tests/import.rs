@@ -220,6 +220,169 @@ fn gzip_on_stdin_imports_every_item() {
     assert_eq!(fake.stats().items, 40);
 }
 
+/// Five events named `{shape}-0` to `{shape}-4`.
+fn named(shape: &str) -> Vec<Value> {
+    (0..5)
+        .map(|i| serde_json::json!({"name": format!("{shape}-{i}")}))
+        .collect()
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap() + "\n"
+}
+
+/// The inputs people have, each with its events.
+fn shapes() -> Vec<(&'static str, Vec<u8>, Vec<Value>)> {
+    // JSON lines from a Windows tool: a byte-order mark and CRLF.
+    let bom = named("bom");
+    let mut bom_text = b"\xef\xbb\xbf".to_vec();
+    for event in &bom {
+        bom_text.extend(serde_json::to_vec(event).unwrap());
+        bom_text.extend(b"\r\n");
+    }
+    // `jq '.[]' events.json` without `-c`.
+    let jq = named("jq");
+    let jq_text: String = jq.iter().map(pretty).collect();
+    // The API's own create body, as the docs show it.
+    let body = named("body");
+    let body_text = pretty(&serde_json::json!({ "requests": body }));
+    // A mix: a line, a pretty object, two on a line, a create body.
+    let mix = named("mix");
+    let mix_text = format!(
+        "{}\n{}{} {}\n{{\"requests\": [{}]}}\n",
+        mix[0],
+        pretty(&mix[1]),
+        mix[2],
+        mix[3],
+        mix[4]
+    );
+    vec![
+        ("bom", bom_text, bom),
+        ("jq", jq_text.into_bytes(), jq),
+        ("body", body_text.into_bytes(), body),
+        ("mix", mix_text.into_bytes(), mix),
+    ]
+}
+
+/// Runs `fsbatch import` on `input`, as a file or on stdin, in a directory of its own.
+fn import(name: &str, input: &[u8], stdin: bool, url: &str) -> (std::process::Child, PathBuf) {
+    let dir = scratch(name);
+    let file = dir.join("input");
+    std::fs::write(&file, input).unwrap();
+    let imported = dir.join("imported.jsonl");
+    let arg = if stdin { "-" } else { file.to_str().unwrap() };
+    let args = [
+        "import",
+        arg,
+        "--json",
+        "--base-url",
+        url,
+        "--imports-out",
+        imported.to_str().unwrap(),
+    ];
+    let mut child = fsbatch(&dir, &args).stdin(Stdio::piped()).spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if stdin {
+        pipe.write_all(input).unwrap();
+    }
+    drop(pipe); // the end of the input
+    (child, imported)
+}
+
+#[test]
+fn each_shape_imports_exactly_its_items_from_a_file_and_stdin_plain_and_gzip() {
+    let fake = fake(Duration::from_millis(50));
+    let mut runs = Vec::new();
+    for (shape, text, events) in shapes() {
+        for (gz, stdin) in [(false, false), (false, true), (true, false), (true, true)] {
+            let name = format!("{shape}-gz{gz}-stdin{stdin}");
+            let input = if gz { gzip(&text) } else { text.clone() };
+            let (child, imported) = import(&name, &input, stdin, fake.base_url());
+            runs.push((name, events.clone(), child, imported));
+        }
+    }
+    for (name, events, child, imported) in runs {
+        let out = finished(child.wait_with_output().unwrap());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let v = one_json(&out);
+        assert_eq!(v["imports"], events.len(), "{name}: {v}");
+        // Each event once (the fake adds a timestamp to what it keeps).
+        let mut got: Vec<Value> = std::fs::read_to_string(&imported)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["name"].clone())
+            .collect();
+        got.sort_by_key(Value::to_string);
+        let sent: Vec<Value> = events.iter().map(|e| e["name"].clone()).collect();
+        assert_eq!(got, sent, "{name}");
+    }
+    assert_eq!(fake.stats().items, 4 * 4 * 5);
+}
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let units = bom.then_some(0xfeff).into_iter().chain(text.encode_utf16());
+    units
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn other_inputs_are_refused_by_what_they_look_like_and_their_line() {
+    let fake = fake(Duration::ZERO);
+    let event = "{\"name\":\"ok\"}\n";
+    let cases = [
+        (
+            "csv",
+            b"name,uid\nOrder Completed,u1\n".to_vec(),
+            "line 1: looks like CSV (`name,uid`), not JSON: convert it to JSON lines, e.g. ",
+        ),
+        (
+            "utf16",
+            utf16(event, false, true),
+            "line 1: looks like UTF-16 (little-endian, byte-order mark FF FE)",
+        ),
+        (
+            "utf16be",
+            utf16(event, true, false),
+            "line 1: looks like UTF-16 (big-endian, every other byte NUL)",
+        ),
+        (
+            "wrapped",
+            format!("{event}{{\"events\": [{event}]}}").into_bytes(),
+            "line 2: an object without `requests` (its first key `events` holds an array)",
+        ),
+        (
+            "body-and-more",
+            b"{\"requests\": [{\"name\":\"a\"}], \"extra\": 1}".to_vec(),
+            "line 1, column 28: the create body goes on after its `requests` array",
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (shape, text, seen) in cases {
+        for (gz, stdin) in [(false, false), (false, true), (true, false)] {
+            let name = format!("refused-{shape}-gz{gz}-stdin{stdin}");
+            let input = if gz { gzip(&text) } else { text.clone() };
+            let (child, _) = import(&name, &input, stdin, fake.base_url());
+            runs.push((name, seen, child));
+        }
+    }
+    for (name, seen, child) in runs {
+        let out = finished(child.wait_with_output().unwrap());
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let v = one_json(&out);
+        assert_eq!(v["error"]["kind"], "invalid_input", "{name}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(seen), "{name}: {message}");
+    }
+    assert_eq!(fake.stats().items, 0, "nothing was imported");
+}
+
 #[test]
 fn a_cut_or_corrupt_gzip_file_is_refused_before_sending() {
     let fake = fake(Duration::ZERO);
